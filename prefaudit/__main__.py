@@ -1,0 +1,3 @@
+from prefaudit.cli import main
+
+main()

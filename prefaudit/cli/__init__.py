@@ -1,0 +1,41 @@
+"""The ``prefaudit`` command. Each sub-command lives in its own module and registers itself on ``app``.
+
+Exit codes everywhere: 0 ok, 1 only from ``gate`` (and ``validate --strict``) when a check fails,
+2 bad input or usage, with a one-line message naming file, line/row and column.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from prefaudit.cli.common import app, fail
+from prefaudit.errors import PrefauditError
+
+# Importing a command module registers its command on ``app``.
+from prefaudit.cli import validate as _validate  # noqa: E402,F401,I001
+from prefaudit.cli import synth as _synth  # noqa: E402,F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, turning the project's errors into exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except PrefauditError as e:
+        fail(str(e))
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        fail("aborted")
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(2)
+        raise
+    sys.exit(0)
+
+
+__all__ = ["app", "main"]

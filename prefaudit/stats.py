@@ -1,0 +1,63 @@
+"""Small statistics helpers shared by every analyzer: intervals for proportions and bootstrap CIs.
+
+Each helper returns a :class:`prefaudit.analyzers.base.Metric` or a plain (lo, hi) tuple, so that no
+analyzer reports a bare float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy import stats as _st
+
+Z95 = float(_st.norm.ppf(0.975))
+
+
+def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval for a binomial proportion k/n (None when n == 0)."""
+    if n <= 0:
+        return None
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], float],
+    n: int,
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+    level: float = 0.95,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of ``statistic(indices)`` over ``n`` resampled units.
+
+    ``statistic`` receives an integer index array (a resample with replacement of ``range(n)``) and
+    returns a float; resamples where it returns NaN are ignored. Returns None when fewer than half
+    of the resamples give a finite value.
+    """
+    if n <= 1:
+        return None
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_boot)
+    for b in range(n_boot):
+        values[b] = statistic(rng.integers(0, n, size=n))
+    finite = values[np.isfinite(values)]
+    if finite.size < n_boot / 2:
+        return None
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(finite, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def mean_interval(x: np.ndarray, z: float = Z95) -> tuple[float, float] | None:
+    """Normal-approximation interval of a mean (None with fewer than 2 values)."""
+    x = np.asarray(x, dtype=float)
+    if x.size < 2:
+        return None
+    se = x.std(ddof=1) / np.sqrt(x.size)
+    m = float(x.mean())
+    return m - z * se, m + z * se
