@@ -433,18 +433,14 @@ class Audit:
         return [(k, self.metrics[k]) for k in CONTRACT_METRICS if k in self.metrics]
 
     def _repr_html_(self) -> str:
-        from prefaudit.reprs import esc, metric_rows, table_html
+        """Compact and escaped, composed from the parts' reprs (:func:`prefaudit.reprs.audit_html`)."""
+        from prefaudit.reprs import audit_html, esc
 
-        src = self.input.get("path") or "memory"
-        head = (f"<b>Audit</b> of <code>{esc(src)}</code>: {self.input.get('pairs', 0)} pairs, "
-                f"{self.input.get('quarantined', 0)} quarantined")
+        html = audit_html(self)
         if self.gate_result is not None:
-            head += f" — verdict <b>{esc(self.gate_result.verdict)}</b>"
-        parts = [head, table_html(("metric", "value", "95% CI", "n"), metric_rows(dict(self.headline())))]
-        for name, r in self.results.items():
-            parts.append(f"<details><summary>{esc(name)}"
-                         f"{' (skipped)' if r.skipped else ''}</summary>{r._repr_html_()}</details>")
-        return "<div class='prefaudit-audit'>" + "".join(parts) + "</div>"
+            html = (f"<div class='prefaudit-verdict'>gate verdict: <b>{esc(self.gate_result.verdict)}</b> "
+                    f"({esc(self.gate_result.counts)})</div>") + html
+        return html
 
     def __repr__(self) -> str:
         ran = [k for k, r in self.results.items() if not r.skipped]
