@@ -29,6 +29,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -485,11 +486,12 @@ def rank_suspicious(pairs: pl.DataFrame, n: int | None = None) -> pl.DataFrame:
 
 # ---- inputs ----------------------------------------------------------------------------------------
 def _as_set(data: Any, annotations: Any = None) -> PreferenceSet:
-    from prefaudit.data.load import load
     from prefaudit.data.preference_set import PreferenceSet
 
     if isinstance(data, PreferenceSet) and annotations is None:
         return data
+    from prefaudit.data.load import load
+
     return load(data, annotations=annotations)
 
 
@@ -541,14 +543,17 @@ def _input_block(data: PreferenceSet) -> dict[str, Any]:
             "annotations_quarantined": 0 if data.annotations is None else int(data.annotations.quarantine.height)}
 
 
-def _build_analyzers(analyzers: Any, config: Mapping[str, Any] | None) -> dict[str, tuple[Analyzer, bool]]:
-    """(analyzer, built from the registry?) by name, from None (the defaults), names, or instances."""
+def _plan(analyzers: Any, config: Mapping[str, Any] | None) -> dict[str, tuple[Callable[[], Analyzer], bool]]:
+    """name -> (make the analyzer, came from the registry?) from None (the defaults), names or instances.
+
+    Registry analyzers are made only when their requirements hold, so a skipped one costs nothing.
+    """
     config = dict(config or {})
     unknown = [k for k in config if k not in DEFAULT_ANALYZERS]
     if unknown:
         raise ConfigError(f"config for unknown analyzer {unknown[0]!r} (known: {', '.join(DEFAULT_ANALYZERS)})")
     items = list(DEFAULT_ANALYZERS) if analyzers is None else list(analyzers)
-    out: dict[str, tuple[Analyzer, bool]] = {}
+    out: dict[str, tuple[Callable[[], Analyzer], bool]] = {}
     for item in items:
         if isinstance(item, str):
             if item not in DEFAULT_ANALYZERS:
@@ -556,12 +561,16 @@ def _build_analyzers(analyzers: Any, config: Mapping[str, Any] | None) -> dict[s
             params = config.get(item) or {}
             if not isinstance(params, Mapping):
                 raise ConfigError(f"config for analyzer {item!r} must be a table of parameters")
-            out[item] = (DEFAULT_ANALYZERS[item](**params), True)
+            out[item] = (partial(DEFAULT_ANALYZERS[item], **params), True)
         elif isinstance(item, Analyzer):
-            out[item.name] = (item, False)
+            out[item.name] = (partial(_same, item), False)
         else:
             raise ConfigError(f"not an analyzer: {item!r}")
     return out
+
+
+def _same(x: Analyzer) -> Analyzer:
+    return x
 
 
 def _undefined_note(name: str, results: Mapping[str, AnalyzerResult]) -> str:
@@ -631,13 +640,13 @@ def audit(
     ctx = AuditContext(seed=seed, embedder=embedder if embeddings else None, target=ctx_target,
                        eval=ctx_eval, tokenizer=tok, max_length=max_length, by=by, progress=progress)
     timings["load"] = time.perf_counter() - t0
-    instances = _build_analyzers(analyzers, config)
+    plan = _plan(analyzers, config)
     results: dict[str, AnalyzerResult] = {}
-    for name, (analyzer, registered) in instances.items():
+    for name, (make, registered) in plan.items():
         t = time.perf_counter()
         check = REQUIREMENTS.get(name) if registered else None
         reason = check(pset, ctx) if check is not None else None
-        res = AnalyzerResult.skip(name, reason) if reason is not None else analyzer.run(pset, ctx)
+        res = AnalyzerResult.skip(name, reason) if reason is not None else make().run(pset, ctx)
         results[name] = res
         timings[name] = time.perf_counter() - t
     t = time.perf_counter()
@@ -655,7 +664,7 @@ def audit(
         "by": list(by),
         "target": _describe(target),
         "eval": _describe(eval),
-        "analyzers": list(instances),
+        "analyzers": list(plan),
     }
     return Audit(metrics=metrics, results=results, pairs=pairs, breakdowns=breakdowns,
                  input=_input_block(pset), config=cfg, seed=seed, timings=timings, data=pset,
