@@ -7,8 +7,10 @@ or relabeled pair with ``action`` and **all** its reason codes, so that kept + r
 
 - ``tie``: the annotators' consensus is a tie (kept in the audit, left out of training data);
 - ``empty_response``, ``identical_pair``: from the hygiene analyzer;
-- ``duplicate``: an exact or normalised duplicate of an earlier pair (the first of each group is kept);
+- ``duplicate``: an exact or normalised duplicate of an earlier pair (the first copy is kept);
 - ``contradiction``: the same prompt and responses labeled both ways (every pair of the group);
+- ``eval_leakage``: the prompt is (nearly) an eval prompt (only with an eval set);
+- ``truncated_looking``: a response looks cut off mid-sentence (off by default: informational);
 - ``truncation``: the pair loses what distinguishes its responses at the trainer's ``max_length``;
 - ``low_agreement``: ``agreement_score`` below the policy's minimum;
 - ``noise``: ``noise_score`` below the policy's threshold (likely mislabeled): removed, or relabeled
@@ -54,8 +56,10 @@ POLICY_SCHEMA: dict[str, dict[str, Any]] = {
     "ties": {"action": "remove"},
     "empty": {"action": "remove"},
     "identical": {"action": "remove"},
-    "duplicates": {"action": "remove"},
+    "duplicates": {"action": "remove", "normalized": True},
     "contradictions": {"action": "remove"},
+    "eval_leakage": {"action": "remove"},
+    "truncated_looking": {"action": "keep"},
     "truncation": {"action": "remove"},
     "agreement": {"action": "remove", "min_score": 0.5},
     "noise": {"action": "remove", "max_score": 0.5, "use_flag": True, "relabel_below": 0.5},
@@ -136,29 +140,29 @@ def _rule_tie(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
 
 
 def _rule_empty(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
-    return _bool(_col(t, "hygiene_empty_response", "hygiene_empty"), t.height)
+    return _bool(_col(t, "hygiene_empty_response"), t.height)
 
 
 def _rule_identical(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
-    return _bool(_col(t, "hygiene_identical_pair", "hygiene_identical"), t.height)
+    return _bool(_col(t, "hygiene_identical_pair"), t.height)
 
 
 def _rule_duplicate(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
-    """Every member of a duplicate group but its first (in data order)."""
-    group = _col(t, "hygiene_duplicate_group", "hygiene_normalized_duplicate_group")
-    if group is not None:
-        g = pl.DataFrame({"g": group}).with_row_index("i")
-        first = g.group_by("g").agg(pl.col("i").min().alias("first"))
-        joined = g.join(first, on="g", how="left", maintain_order="left")
-        return (joined["g"].is_not_null() & (joined["i"] != joined["first"])).fill_null(False)
-    return _bool(_col(t, "hygiene_duplicate", "hygiene_is_duplicate"), t.height)
+    """Every copy after the first (hygiene marks only the later copies, so one is kept)."""
+    col = "hygiene_normalized_duplicate" if p["normalized"] else "hygiene_exact_duplicate"
+    return _bool(_col(t, col), t.height)
 
 
 def _rule_contradiction(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
-    g = _col(t, "hygiene_contradiction_group")
-    if g is not None:
-        return g.is_not_null()
     return _bool(_col(t, "hygiene_contradiction"), t.height)
+
+
+def _rule_eval_leakage(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
+    return _bool(_col(t, "hygiene_eval_leakage"), t.height)
+
+
+def _rule_truncated_looking(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
+    return _bool(_col(t, "hygiene_truncated_looking"), t.height)
 
 
 def _rule_truncation(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
@@ -187,6 +191,8 @@ RULES: dict[str, tuple[str, Callable[[pl.DataFrame, Mapping[str, Any]], pl.Serie
     "identical_pair": ("identical", _rule_identical),
     "duplicate": ("duplicates", _rule_duplicate),
     "contradiction": ("contradictions", _rule_contradiction),
+    "eval_leakage": ("eval_leakage", _rule_eval_leakage),
+    "truncated_looking": ("truncated_looking", _rule_truncated_looking),
     "truncation": ("truncation", _rule_truncation),
     "low_agreement": ("agreement", _rule_low_agreement),
     "noise": ("noise", _rule_noise),
@@ -340,6 +346,7 @@ def clean(
     policy: str | Path | Mapping[str, Any] | None = None,
     *,
     annotations: Any = None,
+    eval: Any = None,  # noqa: A002 - the DESIGN.md option name
     seed: int = 0,
     embeddings: bool = True,
     embedder: Any = None,
@@ -361,7 +368,7 @@ def clean(
             raise InputError("this audit was read from JSON and carries no data: pass the data to clean()")
         aud = data_or_audit
     else:
-        aud = audit(data_or_audit, annotations, analyzers=list(NEEDED_ANALYZERS), seed=seed,
+        aud = audit(data_or_audit, annotations, eval=eval, analyzers=list(NEEDED_ANALYZERS), seed=seed,
                     embeddings=embeddings, embedder=embedder, tokenizer=tokenizer, max_length=max_length,
                     progress=progress)
     return apply_policy(aud.data, aud.pairs, pol, seed=seed, audit=aud)

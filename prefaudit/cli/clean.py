@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from prefaudit.cli.audit import MaxLengthOpt, ModelOpt, NoEmbeddingsOpt, QuietOpt, TokenizerOpt
+from prefaudit.cli.audit import EvalOpt, MaxLengthOpt, ModelOpt, NoEmbeddingsOpt, QuietOpt, TokenizerOpt
 from prefaudit.cli.common import (
     AnnotationsOpt,
     ColumnOpt,
@@ -36,6 +36,7 @@ def clean_command(
     review_out: Annotated[Path | None, typer.Option(
         "--review-out", help="CSV of suspicious pairs for re-annotation (label column left empty).")] = None,
     annotations: AnnotationsOpt = None,
+    eval_: EvalOpt = None,
     fmt: FormatOpt = "auto",
     columns: ColumnOpt = None,
     labels: LabelOpt = None,
@@ -59,7 +60,7 @@ def clean_command(
         from prefaudit.embed import Embedder
 
         embedder = Embedder(model, progress=show_progress())
-    result = clean(pset, pol, seed=seed, embeddings=not no_embeddings, embedder=embedder, tokenizer=tokenizer,
+    result = clean(pset, pol, eval=eval_, seed=seed, embeddings=not no_embeddings, embedder=embedder, tokenizer=tokenizer,
                    max_length=max_length, progress=show_progress())
     result.write(out)
     result.write_manifest(manifest)
