@@ -16,12 +16,15 @@ from prefaudit.errors import PrefauditError
 # Importing a command module registers its command on ``app``.
 from prefaudit.cli import validate as _validate  # noqa: E402,F401,I001
 from prefaudit.cli import synth as _synth  # noqa: E402,F401
+from prefaudit.cli import audit as _audit  # noqa: E402,F401
+from prefaudit.cli import gate as _gate  # noqa: E402,F401
+from prefaudit.cli import clean as _clean  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning the project's errors into exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # click returns a command's Exit code here
     except PrefauditError as e:
         fail(str(e))
     except typer.Exit as e:
@@ -35,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
             e.show()
             sys.exit(2)
         raise
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["app", "main"]
