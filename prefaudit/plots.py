@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import polars as pl
+
 if TYPE_CHECKING:
     import matplotlib.figure
 
@@ -44,5 +46,32 @@ def plot_metrics(result: AnalyzerResult) -> matplotlib.figure.Figure:
     return fig
 
 
+def has_plot(name: str) -> bool:
+    """Whether an analyzer named ``name`` registered a specific plot."""
+    return name in _PLOTS
+
+
 def plot_result(result: AnalyzerResult) -> matplotlib.figure.Figure:
+    """The registered plot of ``result.name``, else :func:`plot_metrics`."""
     return _PLOTS.get(result.name, plot_metrics)(result)
+
+
+def plot_scores(pairs: pl.DataFrame, name: str, bins: int = 30) -> matplotlib.figure.Figure:
+    """Histogram of ``<name>_score`` over the pairs (1 = looks clean), flagged pairs stacked in red."""
+    import numpy as np
+
+    score, flag = pairs[f"{name}_score"].cast(pl.Float64), f"{name}_flag"
+    flagged = pairs[flag].fill_null(False) if flag in pairs.columns else pl.Series([False] * pairs.height)
+    ok = score.is_not_null()
+    parts = [score.filter(ok & ~flagged).to_numpy(), score.filter(ok & flagged).to_numpy()]
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    fig = new_figure(6.0, 2.6)
+    ax = fig.add_subplot()
+    ax.hist(parts, bins=edges, stacked=True, color=["#8aa9c9", "#c0392b"],
+            label=[f"not flagged ({len(parts[0]):,})", f"flagged ({len(parts[1]):,})"])
+    ax.set_xlabel(f"{name} score (1 = looks clean, low = suspicious)")
+    ax.set_ylabel("pairs")
+    if len(parts[0]) + len(parts[1]) > 200:
+        ax.set_yscale("symlog", linthresh=10)
+    ax.legend(frameon=False, fontsize=8)
+    return fig
