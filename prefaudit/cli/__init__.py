@@ -19,6 +19,7 @@ from prefaudit.cli import synth as _synth  # noqa: E402,F401
 from prefaudit.cli import audit as _audit  # noqa: E402,F401
 from prefaudit.cli import gate as _gate  # noqa: E402,F401
 from prefaudit.cli import clean as _clean  # noqa: E402,F401
+from prefaudit.cli import report as _report  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from functools import cache
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from prefaudit.errors import InputError
 from prefaudit.report.ablation import ablation_view, load_ablation
 from prefaudit.report.browser import EMBED_CHARS, browser_data
 from prefaudit.report.model import (
@@ -78,16 +80,34 @@ def content_security_policy(script: str) -> str:
             f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
 
 
-def _as_audit(audit: Any) -> Audit:
+def read_audit_json(path: str | Path) -> dict[str, Any]:
+    """An audit JSON file as a dict (exit-2 errors naming the file for a missing or malformed one)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("audit file not found", path=str(p))
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"not valid JSON ({e.__class__.__name__})", path=str(p),
+                         line=getattr(e, "lineno", None)) from None
+    if not isinstance(d, dict) or not isinstance(d.get("metrics"), dict):
+        raise InputError("not a prefaudit audit JSON (no 'metrics' object)", path=str(p))
+    return d
+
+
+def _as_audit(audit: Any) -> tuple[Audit, dict[str, Any] | None]:
+    """The Audit, and the checks/verdict an audit JSON carries (written by ``gate --json``)."""
     from prefaudit.audit import Audit
 
     if isinstance(audit, Audit):
-        return audit
-    if isinstance(audit, Mapping):
-        return Audit.from_dict(audit)
+        return audit, None
     if isinstance(audit, (str, Path)) and str(audit).endswith(".json"):
-        return Audit.from_json(audit)
-    raise TypeError(f"render_html needs an Audit (or its JSON dict), got {type(audit).__name__}")
+        audit = read_audit_json(audit)
+    if isinstance(audit, Mapping):
+        stored = ({"verdict": audit["verdict"], "checks": audit["checks"]}
+                  if audit.get("verdict") is not None and audit.get("checks") is not None else None)
+        return Audit.from_dict(audit), stored
+    raise TypeError(f"render_html needs an Audit (or its JSON dict or file), got {type(audit).__name__}")
 
 
 def _svg(fig: Any, salt: str, caption: str) -> Plot:
@@ -175,7 +195,9 @@ def render_html(audit: Audit | Mapping[str, Any], path: str | Path | None = None
     suspicious flagged pairs the pair browser embeds. ``pairs_out``: where the full per-pair table was
     written (named in the page; :func:`report` writes it).
     """
-    audit = _as_audit(audit)
+    audit, stored_gate = _as_audit(audit)
+    if gate is None:
+        gate = stored_gate
     css, script = _assets()
     is_live = live(audit)
     pairs, texts = pair_table(audit), text_table(audit)
@@ -234,12 +256,12 @@ def report(audit_or_data: Any, path: str | Path, **kw: Any) -> Path:
     if isinstance(audit_or_data, (Audit, Mapping)) or _is_audit_json(audit_or_data):
         if kw:
             raise TypeError(f"audit options {sorted(kw)} need data, not an existing audit")
-        audit = _as_audit(audit_or_data)
+        audit = audit_or_data if isinstance(audit_or_data, (Audit, Mapping)) else read_audit_json(audit_or_data)
     else:
         audit = run_audit(audit_or_data, **kw)
     pairs_out = render_kw.get("pairs_out")
     if pairs_out is not None:
-        if live(audit):
+        if not isinstance(audit, Mapping) and live(audit):
             audit.write_pairs(pairs_out)
         elif not Path(pairs_out).exists():
             render_kw["pairs_out"] = None  # an audit read from JSON has no full per-pair table to write
@@ -256,4 +278,5 @@ def _is_audit_json(x: Any) -> bool:
     return '"schema_version"' in head and '"prefaudit_version"' in head
 
 
-__all__ = ["DEFAULT_MAX_PAIRS", "content_security_policy", "figure_to_svg", "render_html", "report"]
+__all__ = ["DEFAULT_MAX_PAIRS", "content_security_policy", "figure_to_svg", "read_audit_json", "render_html",
+           "report"]
