@@ -46,7 +46,7 @@ def pair_texts(n: int, hostile: bool) -> pl.DataFrame:
         p = PAYLOADS[i % len(PAYLOADS)] if hostile else ""
         rows.append({
             "pair_id": f"{p}id-{i:04d}" if hostile and i < len(PAYLOADS) else f"id-{i:04d}",
-            "prompt": f"Question {i}: how do I bake bread? {p}" + (" long" * 400 if i == 1 else ""),
+            "prompt": f"Question {i}: how do I bake bread? {p}" + (" long" * 400 if i == 5 else ""),
             "chosen": f"Knead, rise, bake. {p}",
             "rejected": f"I can't help. {p}" if i % 3 else f"{p}",
             "source": f"src {p}" if hostile else "web",
