@@ -211,7 +211,8 @@ def test_hygiene_real_hh_exact_duplicates_against_direct_count(hh_path) -> None:
     import gzip
     import json
 
-    raw = [json.loads(line) for line in gzip.open(hh_path, "rt", encoding="utf-8")]
+    with gzip.open(hh_path, "rt", encoding="utf-8") as f:
+        raw = [json.loads(line) for line in f]
     marker = "\n\nAssistant:"
     rows = []
     for r in raw:
