@@ -105,6 +105,8 @@ def test_self_contained_with_strict_csp(hostile_html):
     digest = base64.b64encode(hashlib.sha256(scripts[1][1].encode()).digest()).decode()
     assert f"script-src 'sha256-{digest}'" in csp and "default-src 'none'" in csp
     assert "unsafe-inline" not in csp.split("script-src")[1]
+    ids = [a["id"] for _, a in tags.tags if "id" in a]
+    assert len(ids) == len(set(ids))  # several inline SVGs, no clashing ids
 
 
 def test_every_payload_is_escaped(hostile_html):

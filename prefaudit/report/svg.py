@@ -54,11 +54,19 @@ def _prepare(fig: matplotlib.figure.Figure) -> None:
             a.set_rasterized(True)
 
 
+_ID = re.compile(r'(\bid="|href="#|url\(#)([^")]+)')
+
+
+def _prefix_ids(svg: str, prefix: str) -> str:
+    """Prefix every id and every reference to one (inside tags only), so ids are unique in a page."""
+    return _TAG.sub(lambda t: _ID.sub(lambda m: m.group(1) + prefix + m.group(2), t.group()), svg)
+
+
 def figure_to_svg(fig: matplotlib.figure.Figure, *, salt: str = "prefaudit", dpi: int = 96) -> str:
     """Serialise ``fig`` to an ``<svg>`` element for inline use in HTML (no XML prologue, no doctype).
 
-    ``salt`` makes the SVG's internal ids (clip paths, markers) unique per figure, so several plots in
-    one page never collide; the output is deterministic for a given figure and salt. Raises
+    ``salt`` prefixes the SVG's ids (and the references to them: clip paths, markers), so several plots
+    in one page never collide; the output is deterministic for a given figure and salt. Raises
     ``ValueError`` if the result contains anything executable (it never should: defence in depth).
     """
     import matplotlib
@@ -69,7 +77,7 @@ def figure_to_svg(fig: matplotlib.figure.Figure, *, salt: str = "prefaudit", dpi
                                 "text.usetex": False}):
         fig.savefig(buf, format="svg", dpi=dpi, metadata={"Date": None, "Creator": None})
     svg = _PROLOGUE.sub("", buf.getvalue(), count=1)
-    svg = show_invisible(svg)
+    svg = _prefix_ids(show_invisible(svg), re.sub(r"[^A-Za-z0-9_-]", "-", salt) + "-")
     if any(_BAD_TAG.search(tag) for tag in _TAG.findall(svg)):
         raise ValueError("refusing to inline an SVG that contains executable content")
     return svg.strip()
