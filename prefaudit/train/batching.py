@@ -1,0 +1,102 @@
+"""Batches for the trainer: a deterministic, length-bucketed schedule and the padded tensors of a batch.
+
+The schedule is a pure function of (lengths, batch size, steps, seed), so a resumed run and every
+process of a distributed run see exactly the same global batches without sharing any state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from prefaudit.train.truncation import TruncatedPair
+
+
+def batch_schedule(lengths: Sequence[int], batch_size: int, steps: int, seed: int = 0,
+                   bucket_batches: int = 64) -> list[list[int]]:
+    """Global batches (lists of pair indices) for ``steps`` optimizer steps.
+
+    Pairs are drawn epoch by epoch, each epoch a fresh permutation (seeded by ``seed`` and the epoch),
+    so every pair is seen once per epoch and nothing is dropped. The stream is cut into windows of
+    ``bucket_batches`` batches; inside a window the pairs are sorted by length (longest first) and cut
+    into batches, and the batches are shuffled — padding waste falls while the order stays random.
+    ``bucket_batches=1`` gives plain random batches. Within a batch, pairs are sorted by length.
+    """
+    n = len(lengths)
+    if n == 0 or batch_size < 1 or steps < 0:
+        raise ValueError("batch_schedule needs pairs, batch_size >= 1 and steps >= 0")
+    lengths = np.asarray(lengths)
+    need = steps * batch_size
+    window = max(1, bucket_batches) * batch_size
+    stream: list[int] = []
+    epoch = 0
+    while len(stream) < need:
+        stream.extend(np.random.default_rng([seed, epoch]).permutation(n).tolist())
+        epoch += 1
+    stream = stream[:need]
+    batches: list[list[int]] = []
+    for w, start in enumerate(range(0, need, window)):
+        chunk = np.asarray(stream[start:start + window])
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        cut = [chunk[i:i + batch_size].tolist() for i in range(0, len(chunk), batch_size)]
+        order = np.random.default_rng([seed, 1_000_003, w]).permutation(len(cut))
+        batches.extend(cut[i] for i in order)
+    return batches
+
+
+def pair_length(p: TruncatedPair) -> int:
+    """Tokens of the longer sequence of a pair (what its padded row costs)."""
+    return len(p.prompt) + max(len(p.chosen), len(p.rejected))
+
+
+@dataclass
+class Batch:
+    """Padded tensors for 2B sequences: rows [0, B) are prompt+chosen, rows [B, 2B) prompt+rejected.
+
+    ``response_mask`` marks response tokens; ``shared_len`` is, per row, min(|chosen|, |rejected|) of
+    its pair (LD-DPO); ``response_len`` the row's response length in tokens.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    response_mask: torch.Tensor
+    response_len: torch.Tensor
+    shared_len: torch.Tensor
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(t.to(device, non_blocking=True) for t in (
+            self.input_ids, self.attention_mask, self.response_mask, self.response_len, self.shared_len)))
+
+
+def collate_sequences(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad_id: int,
+                      shared_len: Sequence[int] | None = None) -> Batch:
+    """Right-padded batch of prompt+response rows."""
+    rows = len(prompts)
+    width = max(1, max(len(p) + len(r) for p, r in zip(prompts, responses, strict=True)))
+    ids = torch.full((rows, width), pad_id, dtype=torch.long)
+    attn = torch.zeros((rows, width), dtype=torch.long)
+    resp = torch.zeros((rows, width), dtype=torch.bool)
+    for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
+        n_p, n = len(p), len(p) + len(r)
+        ids[i, :n] = torch.tensor(list(p) + list(r), dtype=torch.long)
+        attn[i, :n] = 1
+        resp[i, n_p:n] = True
+    lens = torch.tensor([len(r) for r in responses], dtype=torch.float32)
+    shared = torch.tensor(list(shared_len) if shared_len is not None else [len(r) for r in responses],
+                          dtype=torch.long)
+    return Batch(ids, attn, resp, lens, shared)
+
+
+def collate_pairs(pairs: Sequence[TruncatedPair], pad_id: int) -> Batch:
+    """The batch of a list of pairs: chosen rows first, then rejected rows (one forward for both)."""
+    prompts = [p.prompt for p in pairs] * 2
+    responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    shared = [min(len(p.chosen), len(p.rejected)) for p in pairs] * 2
+    return collate_sequences(prompts, responses, pad_id, shared)
