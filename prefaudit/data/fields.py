@@ -149,13 +149,22 @@ def records_to_frame(records: list[tuple[int, dict[str, Any]]], where: str, requ
 _COERCED_SCALAR = r"^\s*(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false)\s*$"
 
 
-def _suspicious(col: str) -> pl.Expr:
-    """Text values that polars may have produced from a non-string JSON value (or a lone surrogate)."""
+def _suspicious(df: pl.DataFrame, col: str, nul_check: bool) -> bool:
+    """Whether any text value may have come from a non-string JSON value (or a lone surrogate).
+
+    polars writes a number or boolean as its JSON text (short: the pattern runs on values of at most
+    40 bytes only) and a list/object as JSON text (checked on values ending in ] or } only); it turns
+    a lone high-surrogate escape into NUL (checked only when the file holds \\uD escapes at all).
+    """
     c = pl.col(col)
-    nested = (c.str.starts_with("[") & c.str.ends_with("]")) | (c.str.starts_with("{") & c.str.ends_with("}"))
-    short = c.str.len_bytes() <= 40
-    return (c.str.contains("\x00", literal=True) | nested
-            | (short & c.str.contains(_COERCED_SCALAR))).fill_null(False)
+    lf = df.lazy().select(c)
+    short = lf.filter(c.str.len_bytes() <= 40).select(c.str.contains(_COERCED_SCALAR).any())
+    closing = lf.filter(c.str.ends_with("]") | c.str.ends_with("}")).select(
+        (c.str.starts_with("[") | c.str.starts_with("{")).any())
+    checks = [short, closing]
+    if nul_check:
+        checks.append(lf.select(c.str.contains("\x00", literal=True).any()))
+    return any(bool(f.item()) for f in pl.collect_all(checks))
 
 
 def _is_list(dt: pl.DataType) -> bool:
@@ -163,7 +172,7 @@ def _is_list(dt: pl.DataType) -> bool:
 
 
 def frame_checks(df: pl.DataFrame, where: str, required: Mapping[str, str], optional: Mapping[str, str],
-                 coerced: bool) -> tuple[pl.DataFrame, list[dict]]:
+                 coerced: bool, nul_check: bool = True) -> tuple[pl.DataFrame, list[dict]]:
     """Column-wise version of :func:`check_record` for a typed frame with ``__row``.
 
     Raises :class:`InDoubt` (only when ``coerced``) if polars may have turned non-text into text.
@@ -188,7 +197,7 @@ def frame_checks(df: pl.DataFrame, where: str, required: Mapping[str, str], opti
                     raise InDoubt(col)
                 wrong = ~null
                 reasons.append((wrong, "not_text", f"field {col!r} should be text, got {dt}", col))
-            elif coerced and df.select(_suspicious(col).any()).item():
+            elif coerced and _suspicious(df, col, nul_check):
                 raise InDoubt(col)
         elif kind == ID:
             if dt.is_integer():

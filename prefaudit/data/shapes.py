@@ -375,12 +375,13 @@ def apply_aliases(raw: Raw, ctx: Ctx) -> None:
 
 
 def _looks_listy(raw: Raw, col: str) -> bool:
+    """Most sampled values are lists (or JSON text of a list of objects, as in CSV)."""
     if raw.df is not None and isinstance(raw.df.schema.get(col), (pl.List, pl.Array)):
         return True
-    sample = raw.sample(col, 5)
-    if any(isinstance(v, (list, tuple)) for v in sample):
-        return True
-    return bool(sample) and all(isinstance(v, str) and v.lstrip().startswith("[{") for v in sample)
+    sample = raw.sample(col, 20)
+    listy = sum(isinstance(v, (list, tuple)) or (isinstance(v, str) and v.lstrip().startswith("[{"))
+                for v in sample)
+    return listy * 2 > len(sample)
 
 
 def _looks_hh(raw: Raw) -> bool:
