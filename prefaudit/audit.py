@@ -488,8 +488,11 @@ def rank_suspicious(pairs: pl.DataFrame, n: int | None = None) -> pl.DataFrame:
 def _as_set(data: Any, annotations: Any = None) -> PreferenceSet:
     from prefaudit.data.preference_set import PreferenceSet
 
-    if isinstance(data, PreferenceSet) and annotations is None:
-        return data
+    if isinstance(data, PreferenceSet):
+        if annotations is None:
+            return data
+        raise ConfigError("annotations go with the pairs file: load(pairs, annotations=...) first, or pass "
+                          "the data as a path")
     from prefaudit.data.load import load
 
     return load(data, annotations=annotations)
