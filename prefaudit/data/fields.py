@@ -61,16 +61,19 @@ def qrow(where: str, row: int | None, reason: str, detail: str, record: Any = No
 
 
 def preview(record: Any) -> str | None:
+    """The start of a record as valid UTF-8 text (undecodable bytes and lone surrogates escaped)."""
     if record is None:
         return None
     if isinstance(record, (bytes, bytearray)):
-        return bytes(record[: RECORD_PREVIEW * 4]).decode("utf-8", "replace")[:RECORD_PREVIEW]
-    if isinstance(record, str):
-        return record[:RECORD_PREVIEW]
-    try:
-        return json.dumps(record, ensure_ascii=False, default=str)[:RECORD_PREVIEW]
-    except (TypeError, ValueError, RecursionError):
-        return repr(record)[:RECORD_PREVIEW]
+        text = bytes(record[: RECORD_PREVIEW * 4]).decode("utf-8", "backslashreplace")
+    elif isinstance(record, str):
+        text = record[: RECORD_PREVIEW * 2]
+    else:
+        try:
+            text = json.dumps(record, ensure_ascii=False, default=str)[: RECORD_PREVIEW * 2]
+        except (TypeError, ValueError, RecursionError):
+            text = repr(record)[: RECORD_PREVIEW * 2]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:RECORD_PREVIEW]
 
 
 def _kind_ok(kind: str, v: Any) -> bool:

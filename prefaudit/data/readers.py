@@ -152,7 +152,8 @@ def _decode(data: bytes) -> tuple[str, bool]:
 
 
 def _check_not_utf16(data: bytes, where: str) -> None:
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    """A UTF-16 byte-order mark followed by UTF-16 text (NUL bytes) is unusable input."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") and b"\x00" in data[2:66]:
         raise InputError("file is UTF-16 encoded; prefaudit reads UTF-8", path=where)
 
 
@@ -468,8 +469,16 @@ def read_path(path: str | Path) -> Raw:
         raise InputError("is a directory, not a data file", path=str(p))
     if p.stat().st_size == 0:
         raise InputError("file is empty", path=str(p))
+    with open(p, "rb") as f:
+        _check_not_utf16(f.read(66), str(p))
     kind, gz = sniff(p)
-    return READERS[kind](p, gz)
+    raw = READERS[kind](p, gz)
+    if not raw.columns and raw.quarantine:
+        first = raw.quarantine[0]
+        where = {"line": first["row"]} if raw.row_unit == "line" else {"row": first["row"]}
+        raise InputError(f"no readable record ({len(raw.quarantine)} rows, all unusable; first: "
+                         f"{first['reason']}: {first['detail']})", path=str(p), **where)
+    return raw
 
 
 # ---- in-memory sources ------------------------------------------------------------------------
