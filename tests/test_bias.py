@@ -131,6 +131,7 @@ def test_symmetric_auroc_matches_sklearn() -> None:
     from sklearn.metrics import roc_auc_score
 
     p = np.random.default_rng(3).random(200)
+    p[:20], p[20:30], p[30:40] = 0.5, 0.75, 0.25  # exact ties, also between p_i and 1 - p_j
     assert symmetric_auroc(p) == pytest.approx(roc_auc_score(np.r_[np.ones(200), np.zeros(200)], np.r_[p, 1 - p]))
 
 
