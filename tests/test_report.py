@@ -123,6 +123,7 @@ def test_every_payload_is_escaped(hostile_html):
     # also inside the SVG plot (cluster names are tick labels)
     svgs = re.findall(r"<svg.*?</svg>", hostile_html, re.S)
     assert any("cluster &lt;script&gt;" in s for s in svgs)
+    assert "plot unavailable" not in hostile_html  # hostile labels are drawn, not refused
 
 
 def test_embedded_json_round_trips(plain_audit):

@@ -107,6 +107,14 @@ def test_svg_escapes_data_in_plots_and_never_crashes_on_math():
     assert "<script" not in svg and "<img" not in svg and "\u202e" not in svg
     assert "&lt;/svg&gt;&lt;script&gt;" in svg and "a⟨U+202E⟩b" in svg
     assert "$\\frac{$ unbalanced" in svg  # shown as typed, not parsed as mathtext
+    # matplotlib's own numeric labels keep their typesetting (no raw "$\\mathdefault{10^{3}}$")
+    fig = new_figure()
+    ax = fig.add_subplot()
+    ax.plot([1, 10, 1000], [1, 100, 10_000])
+    ax.set_yscale("log")
+    ax.set_title("$x$ and $\\alpha$ from data")
+    svg = figure_to_svg(fig, salt="log")
+    assert "mathdefault" not in svg and "$x$ and $\\alpha$ from data" in svg
 
 
 def test_svg_ids_unique_per_salt_and_big_collections_rasterised():
