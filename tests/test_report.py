@@ -15,7 +15,8 @@ from report_fixtures import CLUSTER_TEST_PLOT, PAYLOADS, flagged_ids, make_audit
 from prefaudit.analyzers.base import AnalyzerResult, Metric
 from prefaudit.errors import InputError
 from prefaudit.report import render_html, report
-from prefaudit.report.browser import EMBED_CHARS, safe_json
+from prefaudit.report.ablation import load_ablation
+from prefaudit.report.browser import EMBED_CHARS, browser_data, safe_json
 from prefaudit.reprs import show_invisible
 
 
@@ -60,8 +61,19 @@ def plain_audit():
     return make_audit(60)
 
 
-def test_sections_summary_and_footer(plain_audit):
-    html = render_html(plain_audit)
+@pytest.fixture(scope="module")
+def plain_html(plain_audit):
+    return render_html(plain_audit)
+
+
+@pytest.fixture(scope="module")
+def json_audit():
+    """The same kind of audit read back from its JSON (no data: fewer plots, cheaper to render)."""
+    return make_audit(60, with_data=False)
+
+
+def test_sections_summary_and_footer(plain_html):
+    html = plain_html
     for title in ("Summary", "Annotator agreement", "Label noise", "Length and surface bias", "Hygiene",
                   "Pair browser", "Reproducibility", "Top suspected flips"):
         assert title in html
@@ -80,12 +92,12 @@ def test_sections_summary_and_footer(plain_audit):
     assert "distribution of noise_score" in html
 
 
-def test_gate_banner_and_table(plain_audit):
-    html = render_html(plain_audit, gate={"metrics": {"noise.estimated_rate": {"max": 0.1},
+def test_gate_banner_and_table(json_audit):
+    html = render_html(json_audit, gate={"metrics": {"noise.estimated_rate": {"max": 0.1},
                                                       "shortcut.auroc": {"max": 0.9}}})
     assert re.search(r'id="verdict">fail<', html)
     assert '<tr class="status-fail">' in html and '<tr class="status-pass">' in html
-    ok = render_html(plain_audit, gate={"metrics": {"noise.estimated_rate": {"max": 0.5}}})
+    ok = render_html(json_audit, gate={"metrics": {"noise.estimated_rate": {"max": 0.5}}})
     assert re.search(r'id="verdict">pass<', ok) and 'class="banner pass"' in ok
 
 
@@ -126,24 +138,28 @@ def test_every_payload_is_escaped(hostile_html):
     assert "plot unavailable" not in hostile_html  # hostile labels are drawn, not refused
 
 
-def test_embedded_json_round_trips(plain_audit):
+def test_embedded_json_round_trips(hostile_html):
     audit = make_audit(60, hostile=True)
-    html = render_html(audit, max_pairs=5)
+    html = hostile_html
     data_text = next(t for a, t in parse(html).scripts if a.get("id") == "pb-data")
     assert "<" not in data_text and ">" not in data_text and "&" not in data_text
     d = json.loads(data_text)
     ids = flagged_ids(audit)
-    assert d["embedded"] == 5 and d["flagged"] == len(ids) and d["total"] == 60
-    assert [r[0] for r in d["rows"]] == [show_invisible(i) for i in ids[:5]]
+    assert d["embedded"] == d["flagged"] == len(ids) and d["total"] == 60  # all (max_pairs 2000)
+    assert [r[0] for r in d["rows"]] == [show_invisible(i) for i in ids]  # most suspicious first
     texts = audit.data.df.to_pandas().set_index("pair_id")
     for row in d["rows"]:
         src = texts.loc[next(i for i in ids if show_invisible(i) == row[0])]
         assert row[2] == show_invisible(src["chosen"])  # '</script>' survives the round trip as text
         assert row[3] == show_invisible(src["rejected"])
-    # all flagged pairs by default (max_pairs 2000), none with max_pairs=0
-    assert json.loads(next(t for a, t in parse(render_html(audit)).scripts if a.get("id") == "pb-data"))[
-        "embedded"] == len(ids)
-    assert 'id="pb-data"' not in render_html(audit, max_pairs=0)
+    # max_pairs: the N most suspicious
+    few = browser_data(audit.pairs, audit.data.df, 5, None, True)
+    assert [r[0] for r in json.loads(few.json)["rows"]] == [show_invisible(i) for i in ids[:5]]
+    assert few.flagged == len(ids) and browser_data(audit.pairs, audit.data.df, 0, None, True).embedded == 0
+
+
+def test_no_browser_without_pairs(json_audit):
+    assert 'id="pb-data"' not in render_html(json_audit, max_pairs=0)
 
 
 def test_long_texts_are_cut_for_embedding():
@@ -208,7 +224,7 @@ def test_missing_and_odd_details_degrade_gracefully(plain_audit):
     assert "records" in html
 
 
-def test_ablation_slot(tmp_path, plain_audit):
+def test_ablation_slot(tmp_path, json_audit):
     abl = {"arms": {"raw": {"n_pairs": 900, "per_seed": [{"seed": 0, "preference_accuracy": 0.6}] * 3,
                             "mean": {"preference_accuracy": 0.6, "mean_margin": 0.2},
                             "ci": {"preference_accuracy": [0.55, 0.65], "mean_margin": [0.1, 0.3]}},
@@ -221,16 +237,19 @@ def test_ablation_slot(tmp_path, plain_audit):
                             "value": 0.1, "ci": [-0.05, 0.25]}],
            "model": "tiny", "seeds": [0, 1, 2]}
     (tmp_path / "ablation.json").write_text(json.dumps(abl))
-    html = render_html(plain_audit, ablation=tmp_path)
+    html = render_html(json_audit, ablation=tmp_path)
     sec = html[html.index('id="ablation"'):html.index('id="repro"')]
     assert "0.6 [0.55, 0.65]" in sec and "0.66 [0.62, 0.7]" in sec
     assert "cleaned &lt;b&gt;x&lt;/b&gt;" in sec and "<b>x</b>" not in sec
     rows = re.findall(r"<tr>(.*?)</tr>", sec[sec.index("Differences"):], re.S)
     assert "yes" in rows[1] and rows[2].rstrip().endswith("<td>no</td>")  # CI excludes 0 or not
     assert "<svg" in sec
-    assert 'id="ablation"' not in render_html(plain_audit)
+    assert 'id="ablation"' not in html[: html.index("<main>")] + html[html.index('id="repro"'):]
     with pytest.raises(InputError):
-        render_html(plain_audit, ablation=tmp_path / "missing")
+        load_ablation(tmp_path / "missing")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(InputError):
+        load_ablation(tmp_path / "bad.json")
 
 
 def test_safe_json_is_inert_and_lossless():
@@ -240,13 +259,13 @@ def test_safe_json_is_inert_and_lossless():
     assert json.loads(s) == obj
 
 
-def test_deterministic_for_fixed_time(monkeypatch, plain_audit):
+def test_deterministic_for_fixed_time(monkeypatch, json_audit):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    assert render_html(plain_audit) == render_html(plain_audit)
-    assert "2023-11-14T22:13:20Z" in render_html(plain_audit)
+    first = render_html(json_audit)
+    assert "2023-11-14T22:13:20Z" in first and first == render_html(json_audit)
 
 
-def test_registered_plot_runs_for_its_result(plain_audit):
-    html = render_html(plain_audit)
+def test_registered_plot_runs_for_its_result(plain_html):
+    html = plain_html
     sec = html[html.index(f'id="sec-{CLUSTER_TEST_PLOT}"'):]
     assert "<svg" in sec[: sec.index("</section>")]
