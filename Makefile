@@ -27,7 +27,9 @@ browser:
 demo: install
 	$(PY) -m prefaudit validate sample_data/pairs.jsonl
 	$(PY) -m prefaudit validate sample_data/multi_pairs.jsonl --annotations sample_data/multi_annotations.jsonl
+	$(PY) -m prefaudit report sample_data/pairs.jsonl -o $(DEMO_OUT)/audit.html --quiet
 	@echo "demo output: $(DEMO_OUT)/"
+	@echo "demo report: $(abspath $(DEMO_OUT))/audit.html"
 
 test: install browser
 	$(PY) -m pytest $(TEST_FLAGS)
