@@ -67,10 +67,11 @@ def split_lm(model: Any) -> tuple[nn.Module, nn.Module] | None:
     if not isinstance(backbone, nn.Module) or not isinstance(head, nn.Module) or backbone is base:
         return None
     ids = torch.arange(1, 9, device=next(base.parameters()).device).remainder(base.config.vocab_size)[None]
+    mask = torch.ones_like(ids)
     try:
         with torch.no_grad():
-            full = model(input_ids=ids, use_cache=False).logits.float()
-            split = head(backbone(input_ids=ids, use_cache=False).last_hidden_state).float()
+            full = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+            split = head(backbone(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state).float()
     except Exception:  # any architecture that does not split cleanly uses the full forward
         return None
     ok = full.shape == split.shape and torch.allclose(full, split, atol=1e-5, rtol=1e-4)
