@@ -34,7 +34,8 @@
     x.s.forEach(function (v) { if (v !== null && v < best) { best = v; } });
     return best;
   }
-  function textBlock(label, full, tail, wasCut) {
+  function textBlock(label, text, tail, wasCut) {
+    var full = text.trim();
     var box = el("div");
     box.appendChild(el("div", "lab", label + (wasCut ? " (cut for the report)" : "")));
     var t = el("div", "txt");

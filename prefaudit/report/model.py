@@ -85,6 +85,7 @@ class Example:
     score: str
     flags: list[str]
     reasons: list[str]
+    extra: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -237,6 +238,41 @@ def section_examples(pairs: pl.DataFrame, texts: pl.DataFrame | None, name: str,
     return example_list(top, score if score in top.columns else None)
 
 
+EXAMPLE_CARDS = 12
+REASON_KEYS = ("reason", "reasons", "kind")
+
+
+def example_details(details: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
+    """Detail tables that are example pairs (they have prompt, chosen and rejected columns)."""
+    from prefaudit.report.tables import records_frame
+
+    out = {}
+    for key, value in details.items():
+        frame = value if isinstance(value, pl.DataFrame) else (
+            records_frame(value) if isinstance(value, (list, tuple)) else None)
+        if frame is not None and all(c in frame.columns for c in ("prompt", "chosen", "rejected")):
+            out[str(key)] = frame
+    return out
+
+
+def examples_from_frame(frame: pl.DataFrame, name: str, k: int = EXAMPLE_CARDS) -> list[Example]:
+    """An analyzer's own example table as side-by-side cards (its other columns in the header)."""
+    score_col = next((c for c in (f"{name}_score", "score") if c in frame.columns), None)
+    shown = {"pair_id", "prompt", "chosen", "rejected", score_col, *REASON_KEYS}
+    out = []
+    for r in frame.head(k).iter_rows(named=True):
+        reasons: list[str] = []
+        for key in REASON_KEYS:
+            v = r.get(key)
+            reasons += [cell(x) for x in (v if isinstance(v, list) else [v]) if x not in (None, "")]
+        out.append(Example(
+            pair_id=cell(r.get("pair_id"), 200), prompt=clip(r.get("prompt"), EXAMPLE_CHARS, tail=True),
+            chosen=clip(r.get("chosen"), EXAMPLE_CHARS), rejected=clip(r.get("rejected"), EXAMPLE_CHARS),
+            score=cell(r.get(score_col)) if score_col else "—", flags=[], reasons=reasons,
+            extra=[f"{cell(c, 40)}: {cell(v, 80)}" for c, v in r.items() if c not in shown and v is not None][:6]))
+    return out
+
+
 def build_section(name: str, result: AnalyzerResult, pairs: pl.DataFrame, texts: pl.DataFrame | None,
                   is_live: bool, plots: list[Plot]) -> Section:
     title, intro = ANALYZERS.get(name, (name.replace("_", " ").capitalize(), ""))
@@ -250,9 +286,14 @@ def build_section(name: str, result: AnalyzerResult, pairs: pl.DataFrame, texts:
     sec.metrics = [metric_view(k, m) for k, m in result.metrics.items()]
     sec.flagged = _flag_line(pairs, name, is_live)
     sec.plots = plots
-    sec.tables = detail_tables(result.details)
+    own = example_details(result.details)
+    sec.tables = detail_tables({k: v for k, v in result.details.items() if k not in own})
     sec.reason_counts = _reason_counts(pairs, name)
-    sec.examples = section_examples(pairs, texts, name)
+    if own:  # the analyzer chose its examples (e.g. a few per reason): show those
+        sec.examples = [e for frame in own.values() for e in examples_from_frame(frame, name)]
+        sec.examples_title = "Examples" if len(own) > 1 else str(next(iter(own))).replace("_", " ").capitalize()
+    else:
+        sec.examples = section_examples(pairs, texts, name)
     return sec
 
 

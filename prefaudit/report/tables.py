@@ -44,8 +44,8 @@ def cell(value: Any, limit: int = CELL_CHARS) -> str:
 
 
 def clip(text: Any, limit: int, tail: bool = False) -> str:
-    """Long dataset text cut for display (``tail=True`` keeps the end, e.g. a prompt's last turn)."""
-    s = "" if text is None else str(text)
+    """Dataset text stripped and cut for display (``tail=True`` keeps the end, e.g. a prompt's last turn)."""
+    s = "" if text is None else str(text).strip()
     if len(s) > limit:
         s = "…" + s[-(limit - 1):] if tail else s[: limit - 1] + "…"
     return show_invisible(s)
