@@ -50,6 +50,11 @@ ANALYZERS: dict[str, tuple[str, str]] = {
                 "empty responses, and prompts leaked from the evaluation set."),
 }
 EXAMPLE_TITLES = {"noise": "Top suspected flips", "hygiene": "Examples"}
+#: Detail tables shown first, per analyzer (the rest follow in the analyzer's order).
+DETAILS_FIRST = {"coverage": ("gaps", "clusters"), "hygiene": ("summary",),
+                 "bias": ("length_bins", "effects")}
+#: Detail tables that are plot data or long listings: folded away (still in the page).
+DETAILS_FOLDED = {"coverage": ("map", "points", "silhouette", "target")}
 UNSAFE_ID = str.maketrans({c: "-" for c in " ./\\:#?&<>\"'`=%"})
 
 
@@ -287,7 +292,8 @@ def build_section(name: str, result: AnalyzerResult, pairs: pl.DataFrame, texts:
     sec.flagged = _flag_line(pairs, name, is_live)
     sec.plots = plots
     own = example_details(result.details)
-    sec.tables = detail_tables({k: v for k, v in result.details.items() if k not in own})
+    sec.tables = detail_tables({k: v for k, v in result.details.items() if k not in own},
+                               first=DETAILS_FIRST.get(name, ()), folded=DETAILS_FOLDED.get(name, ()))
     sec.reason_counts = _reason_counts(pairs, name)
     if own:  # the analyzer chose its examples (e.g. a few per reason): show those
         sec.examples = [e for frame in own.values() for e in examples_from_frame(frame, name)]

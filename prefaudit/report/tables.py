@@ -19,6 +19,8 @@ from prefaudit.reprs import show_invisible, truncate
 CELL_CHARS = 160
 TABLE_ROWS = 20
 TABLE_COLUMNS = 14
+LIST_ITEMS = 5
+COLLAPSE_ROWS = 50
 
 
 def cell(value: Any, limit: int = CELL_CHARS) -> str:
@@ -35,7 +37,12 @@ def cell(value: Any, limit: int = CELL_CHARS) -> str:
         return str(int(value)) if value.is_integer() and abs(value) < 1e6 else f"{value:.4g}"
     if isinstance(value, (list, tuple, pl.Series)):
         items = list(value)
-        text = ", ".join(cell(v, limit) for v in items[:20]) + (", …" if len(items) > 20 else "")
+        if any(isinstance(v, str) for v in items):  # e.g. example prompts: one per line
+            shown = [cell(v, limit) for v in items[:LIST_ITEMS]]
+            more = [f"… {len(items) - LIST_ITEMS} more"] if len(items) > LIST_ITEMS else []
+            return "\n".join(f"• {v}" for v in shown) + "".join(f"\n{m}" for m in more) if len(items) > 1 \
+                else (shown[0] if shown else "")
+        return ", ".join(cell(v, limit) for v in items[:20]) + (", …" if len(items) > 20 else "")
     elif isinstance(value, Mapping):
         text = json.dumps(value, ensure_ascii=False, default=str)
     else:
@@ -61,6 +68,8 @@ class Table:
     total: int
     numeric: list[bool] = field(default_factory=list)
     note: str | None = None
+    key: str = ""
+    collapsed: bool = False
 
     @property
     def cut(self) -> bool:
@@ -100,22 +109,34 @@ def records_frame(value: Sequence[Any]) -> pl.DataFrame | None:
                             schema=dict.fromkeys(keys, pl.Utf8))
 
 
-def detail_tables(details: Mapping[str, Any], max_rows: int = TABLE_ROWS) -> list[Table]:
-    """Every detail of an analyzer result as a table: frames, lists of records, dicts, lists, scalars."""
+def detail_tables(details: Mapping[str, Any], max_rows: int = TABLE_ROWS, first: Sequence[str] = (),
+                  folded: Sequence[str] = ()) -> list[Table]:
+    """Every detail of an analyzer result as a table: frames, lists of records, dicts, lists, scalars.
+
+    Keys in ``first`` come first (in that order); keys in ``folded``, and tables longer than
+    :data:`COLLAPSE_ROWS` rows, are marked ``collapsed`` (the report folds them away). Scalars are
+    gathered in one "details" table at the top.
+    """
+    rank = {k: i for i, k in enumerate(first)}
     tables: list[Table] = []
     scalars: dict[str, Any] = {}
-    for key, value in details.items():
+    for key, value in sorted(details.items(), key=lambda kv: rank.get(str(kv[0]), len(rank))):
         title = str(key).replace("_", " ")
-        if isinstance(value, pl.DataFrame):
-            if value.width:
-                tables.append(frame_table(title, value, max_rows))
-        elif isinstance(value, (list, tuple)) and (frame := records_frame(value)) is not None:
-            tables.append(frame_table(title, frame, max_rows))
+        frame = value if isinstance(value, pl.DataFrame) else (
+            records_frame(value) if isinstance(value, (list, tuple)) else None)
+        if frame is not None:
+            if not frame.width:
+                continue
+            t = frame_table(title, frame, max_rows)
         elif isinstance(value, Mapping):
-            if value:
-                tables.append(mapping_table(title, value))
+            if not value:
+                continue
+            t = mapping_table(title, value)
         else:
             scalars[str(key)] = value
+            continue
+        t.key, t.collapsed = str(key), str(key) in folded or t.total > COLLAPSE_ROWS
+        tables.append(t)
     if scalars:
         tables.insert(0, mapping_table("details", scalars))
     return tables
