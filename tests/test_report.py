@@ -72,8 +72,10 @@ def json_audit():
     return make_audit(60, with_data=False)
 
 
-def test_sections_summary_and_footer(plain_html):
+def test_sections_summary_and_footer(plain_html, plain_audit):
     html = plain_html
+    n = len(flagged_ids(plain_audit))
+    assert f"<b>{n} of 60 pairs ({n / 60:.1%}) are flagged by at least one analyzer</b>" in html
     for title in ("Summary", "Annotator agreement", "Label noise", "Length and surface bias", "Hygiene",
                   "Pair browser", "Reproducibility", "Top suspected flips"):
         assert title in html
