@@ -46,7 +46,7 @@ def setup(tmp_path_factory):
     policy = build_tiny(root / "policy", [], tokenizer=tok, seed=0, n_layer=2, n_embd=64, n_head=2)
     ref = build_tiny(root / "ref", [], tokenizer=tok, seed=1, n_layer=2, n_embd=64, n_head=2)
     prepared = prepare_pairs(tok, df["prompt"].to_list(), df["chosen"].to_list(), df["rejected"].to_list(),
-                             MAX_LENGTH)
+                             MAX_LENGTH, "keep_start")
     assert sum(p.truncated for p in prepared) >= 1 and not any(p.empty for p in prepared)
     return data, policy, ref, root
 
@@ -55,7 +55,7 @@ def ours(setup, loss, **kw):
     data, policy, ref, _ = setup
     ref_kw = {} if loss == "simpo" else {"ref_model": str(ref)}
     res = train(data, data, model=str(policy), loss=loss, steps=1, batch_size=len(ROWS), lr=0.0,
-                max_length=MAX_LENGTH, save_model=False, **ref_kw, **kw)
+                max_length=MAX_LENGTH, truncation="keep_start", save_model=False, **ref_kw, **kw)
     return res.metrics[0], res.eval_pairs
 
 

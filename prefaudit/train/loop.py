@@ -73,7 +73,7 @@ class TrainConfig:
     batch_size: int = 8  # pairs per optimizer step, over all processes
     grad_accum: int = 1
     max_length: int = 256
-    truncation: str = "keep_start"
+    truncation: str = "keep_end_prompt"  # or "keep_start" (trl >= 1.0); see train/truncation.py
     max_prompt_length: int | None = None
     steps: int | None = None  # default: one epoch
     lr: float = 1e-4

@@ -8,8 +8,9 @@ model with ``AutoModelForCausalLM.from_pretrained(folder)``. Nothing is download
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,24 @@ def build_tiny(out_dir: str | Path, texts: Iterable[str], *, seed: int = 0,
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(config)
     model.generation_config.pad_token_id = tok.pad_token_id
-    model.save_pretrained(out)
+    with _no_progress_bars():
+        model.save_pretrained(out)
     tok.save_pretrained(out)
     (out / PRESET_FILE).write_text(json.dumps({"preset": "tiny", "seed": seed, **asdict(preset)}, indent=2))
     return out
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def load_model(path: str | Path, *, trust_remote_code: bool = False, dtype: Any = None) -> tuple[Any, Any]:
@@ -110,8 +125,9 @@ def load_model(path: str | Path, *, trust_remote_code: bool = False, dtype: Any 
         if tok.eos_token is None:
             raise ConfigError(f"--model {path}: the tokenizer has neither a pad nor an eos token")
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(p, trust_remote_code=trust_remote_code,
-                                                 dtype=dtype or torch.float32)
+    with _no_progress_bars():
+        model = AutoModelForCausalLM.from_pretrained(p, trust_remote_code=trust_remote_code,
+                                                     dtype=dtype or torch.float32)
     disable_dropout(model)
     return model, tok
 

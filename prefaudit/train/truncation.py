@@ -10,14 +10,17 @@ Tokenization (the same as trl 1.x's ``DPOTrainer`` for plain-text data):
 
 Truncation (``mode``):
 
-- ``"keep_start"`` (default; trl >= 1.0's rule): each sequence prompt + response keeps its first
-  ``max_length`` tokens. The prompt is kept whole when it fits and both responses are cut to the
+- ``"keep_end_prompt"`` (default): when prompt + the longer response exceed ``max_length``, the prompt
+  loses tokens from its *start* — only as many as needed, never below ``max_prompt_length`` (default
+  ``max_length // 2``) — and the responses are cut to the tokens left. The end of the conversation
+  (the last question) is kept, and each response keeps at least ``max_length - max_prompt_length``
+  tokens, so a long prompt never crowds the responses out (trl < 0.12's rule with
+  ``truncation_mode="keep_end"``).
+- ``"keep_start"`` (trl >= 1.0's rule): each sequence prompt + response keeps its first ``max_length``
+  tokens. The prompt is kept whole when it fits and both responses are cut to the
   ``max_length - len(prompt)`` tokens left; a prompt that fills ``max_length`` leaves no response token
-  (such a pair carries no training signal: the trainer drops it, as trl does).
-- ``"keep_end_prompt"``: the prompt loses tokens from its *start*, only as many as needed for the
-  longer response to fit but never below ``max_prompt_length`` (default ``max_length // 2``); the
-  responses are then cut to the tokens left. The end of the conversation — the last question — is
-  kept, and each response keeps at least ``max_length - max_prompt_length`` tokens.
+  (such a pair carries no training signal: the trainer drops it, as trl does). On hh-rlhf's harmless
+  test split at 256 tokens this empties about 14% of the pairs; ``keep_end_prompt`` empties none.
 
 Because both responses of a pair share one budget, a pair is *damaged* when its chosen and rejected
 responses differ before truncation but are identical after it: everything that differed lay beyond
@@ -30,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-TRUNCATION_MODES = ("keep_start", "keep_end_prompt")
+TRUNCATION_MODES = ("keep_end_prompt", "keep_start")
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def tokenize_pairs(tokenizer: Any, prompts: Sequence[str], chosen: Sequence[str]
 
 
 def truncate_pair(prompt: Sequence[int], chosen: Sequence[int], rejected: Sequence[int], max_length: int,
-                  mode: str = "keep_start", max_prompt_length: int | None = None) -> TruncatedPair:
+                  mode: str = "keep_end_prompt", max_prompt_length: int | None = None) -> TruncatedPair:
     """Cut one tokenized pair to ``max_length`` tokens per sequence (see the module docstring)."""
     if mode not in TRUNCATION_MODES:
         raise ValueError(f"unknown truncation mode {mode!r}; expected one of {TRUNCATION_MODES}")
@@ -121,7 +124,7 @@ def truncate_pair(prompt: Sequence[int], chosen: Sequence[int], rejected: Sequen
 
 
 def prepare_pairs(tokenizer: Any, prompts: Sequence[str], chosen: Sequence[str], rejected: Sequence[str],
-                  max_length: int, mode: str = "keep_start",
+                  max_length: int, mode: str = "keep_end_prompt",
                   max_prompt_length: int | None = None) -> list[TruncatedPair]:
     """Tokenize then truncate: exactly what the trainer feeds the model (and what the audit counts)."""
     return [truncate_pair(t.prompt, t.chosen, t.rejected, max_length, mode, max_prompt_length)
