@@ -144,7 +144,7 @@ def _assign_ids(df: pl.DataFrame, notes: list[str], *, unique: bool, id_cols: tu
     nulls = df["pair_id"].is_null()
     if nulls.any():
         filled = content_ids(df.filter(nulls), id_cols)
-        ids = df["pair_id"].set(nulls, None).to_list()
+        ids = df["pair_id"].to_list()
         it = iter(filled.to_list())
         df = df.with_columns(pl.Series("pair_id", [next(it) if v is None else v for v in ids], dtype=pl.Utf8))
         notes.append(f"{int(nulls.sum())} pair(s) without a pair_id got a content-hash id")
