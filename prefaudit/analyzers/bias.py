@@ -269,24 +269,32 @@ class BiasAnalyzer:
 
     Parameters: ``n_folds`` (shortcut-model cross-validation), ``n_boot`` (bootstrap resamples of the
     AUROC), ``flag_prob`` (surface probability above which a pair is flagged), ``c`` (inverse L2
-    strength of the shortcut model), ``max_groups`` (groups per breakdown).
+    strength of the shortcut model), ``max_groups`` (groups per breakdown), ``threads`` (BLAS/OpenMP
+    threads; see :func:`prefaudit.analyzers.coverage.limited_threads`).
     """
 
     name = "bias"
 
     def __init__(self, *, n_folds: int = 5, n_boot: int = 500, flag_prob: float = 0.8, c: float = 1.0,
-                 max_groups: int = 50) -> None:
+                 max_groups: int = 50, threads: int | None = 1) -> None:
         self.n_folds = n_folds
         self.n_boot = n_boot
         self.flag_prob = flag_prob
         self.c = c
         self.max_groups = max_groups
+        self.threads = threads
 
     def config(self) -> dict[str, Any]:
         return {"n_folds": self.n_folds, "n_boot": self.n_boot, "flag_prob": self.flag_prob, "c": self.c,
-                "max_groups": self.max_groups}
+                "max_groups": self.max_groups, "threads": self.threads}
 
     def run(self, data: PreferenceSet, context: AuditContext | None = None) -> AnalyzerResult:
+        from prefaudit.analyzers.coverage import limited_threads
+
+        with limited_threads(self.threads):
+            return self._run(data, context)
+
+    def _run(self, data: PreferenceSet, context: AuditContext | None) -> AnalyzerResult:
         ctx = context or AuditContext()
         cfg = self.config()
         full = data.df if hasattr(data, "df") else data
