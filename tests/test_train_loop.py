@@ -257,3 +257,12 @@ def test_tiny_preset_learns_synthetic_preferences():
     ev = res.summary["eval"]
     assert ev["preference_accuracy"] > 0.7 and ev["preference_accuracy_ci"][0] > 0.6
     assert ev["mean_margin"] > 0
+
+
+def test_public_api_train_is_callable(data, model_dir):
+    import prefaudit
+    import prefaudit.train as package
+
+    assert callable(prefaudit.train) and callable(package)
+    res = prefaudit.train(data, model=str(model_dir), steps=1, **OPTS)
+    assert res.summary["steps"] == 1
