@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 
+import pandas as pd
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -95,7 +96,7 @@ def test_required_annotation_column_absent():
 def test_non_string_values(tmp_path, value, reason):
     recs = [GOOD, GOOD | {"chosen": value}, GOOD | {"prompt": "42"}, GOOD | {"prompt": "[x]"}]
     path = _lines(tmp_path / "n.jsonl", *(json.dumps(r) for r in recs))
-    for source in (path, recs):
+    for source in (path, recs, pd.DataFrame(recs)):
         ps = load(source)
         _accounted(ps)
         assert _reasons(ps) == {2: reason}

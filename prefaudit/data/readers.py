@@ -514,7 +514,7 @@ def read_object(obj: Any) -> Raw:
         try:
             return _frame_raw(pl.from_pandas(frame), "pandas", "pandas DataFrame")
         except Exception:  # mixed object columns: check record by record
-            recs = [{str(k): (None if _is_nan(v) else v) for k, v in r.items()} for r in frame.to_dict("records")]
+            recs = [{str(k): _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
             return _records_raw(recs, "pandas", "pandas DataFrame")
     if mod.startswith("datasets"):
         if hasattr(obj, "to_polars"):
@@ -526,8 +526,11 @@ def read_object(obj: Any) -> Raw:
                      "a datasets.Dataset or a list of dicts)")
 
 
-def _is_nan(v: Any) -> bool:
-    return isinstance(v, float) and v != v
+def _plain(v: Any) -> Any:
+    """A pandas cell as a plain Python value (numpy scalars unwrapped, NaN -> None)."""
+    if type(v).__module__ == "numpy" and hasattr(v, "item"):
+        v = v.item()
+    return None if isinstance(v, float) and v != v else v
 
 
 def read_source(source: Any) -> Raw:
