@@ -84,6 +84,15 @@ def test_missing_field_in_some_rows_and_absent_from_the_whole_file(tmp_path):
         load([{"a": 1}], columns={"prompt": "question"})
 
 
+def test_fast_path_reports_physical_line_numbers(tmp_path):
+    path = tmp_path / "blank.jsonl"
+    path.write_bytes(b"\r\n" + json.dumps(GOOD).encode() + b"\r\n\r\n  \n"
+                     + json.dumps({"prompt": "p", "chosen": None, "rejected": "r"}).encode() + b"\r\n")
+    ps = load(path)
+    assert not any("exact" in n for n in ps.source.notes)  # polars read it
+    assert _reasons(ps) == {5: "missing_field"} and ps.source.rows_read == 2
+
+
 def test_required_annotation_column_absent():
     with pytest.raises(InputError) as e:
         load_annotations([{"pair_id": "1", "label": "a"}])
