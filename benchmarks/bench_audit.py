@@ -30,40 +30,15 @@ WORK = ROOT / "benchmarks" / "_work"
 PY = sys.executable
 
 
-def generate(path: Path, n: int, seed: int = 0) -> Path:
-    """A JSONL of ``n`` flat pairs: prompts of 5-25 words, responses of 10-80 words (random words)."""
-    import numpy as np
-    import polars as pl
-
-    rng = np.random.default_rng(seed)
-    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
-    vocab = ["".join(rng.choice(letters, size=rng.integers(2, 11))) for _ in range(20_000)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        for start in range(0, n, 100_000):
-            m = min(100_000, n - start)
-
-            def texts(lo: int, hi: int, m: int = m) -> list[str]:
-                lens = rng.integers(lo, hi + 1, size=m)
-                words = rng.integers(0, len(vocab), size=int(lens.sum()))
-                out, i = [], 0
-                for k in lens:
-                    out.append(" ".join(vocab[w] for w in words[i:i + k]))
-                    i += k
-                return out
-
-            pl.DataFrame({"prompt": texts(5, 25), "chosen": texts(10, 80), "rejected": texts(10, 80)}) \
-                .write_ndjson(f)
-    tmp.rename(path)
-    return path
-
-
 def data_file(n: int) -> Path:
-    """Reuse the loader benchmark's 1M file (same spec) when present, else generate one."""
-    path = WORK / ("pairs_1m.jsonl" if n == 1_000_000 else f"pairs_{n}.jsonl")
+    """The loader benchmark's file of the same spec (``bench_load.generate``), generated once if absent."""
+    path = WORK / f"pairs_{n}.jsonl"
     if not path.exists():
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_load import generate
+
         print(f"generating {n:,} pairs -> {path}", flush=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         generate(path, n)
     return path
 
@@ -105,7 +80,7 @@ def embed(n: int) -> dict:
     """In-process audit with embeddings on ``n`` pairs: cold cache, then warm."""
     import polars as pl
 
-    src = data_file(1_000_000)
+    src = data_file(max(n, 1_000_000))
     sample = WORK / f"pairs_{n}_embed.jsonl"
     pl.read_ndjson(src, n_rows=n).write_ndjson(sample)
     out = {}
