@@ -661,7 +661,7 @@ def audit(
     cfg = {
         "seed": seed,
         "embeddings": bool(embeddings),
-        "embedding_model": getattr(embedder, "model_name", None) if embeddings else None,
+        "embedding_model": getattr(embedder, "model_id", None) if embeddings else None,
         "tokenizer": _tokenizer_name(tok),
         "max_length": max_length,
         "by": list(by),

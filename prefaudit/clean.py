@@ -61,7 +61,7 @@ POLICY_SCHEMA: dict[str, dict[str, Any]] = {
     "eval_leakage": {"action": "remove"},
     "truncated_looking": {"action": "keep"},
     "truncation": {"action": "remove"},
-    "agreement": {"action": "remove", "min_score": 0.5},
+    "agreement": {"action": "remove", "min_score": 0.6},
     "noise": {"action": "remove", "max_score": 0.5, "use_flag": True, "relabel_below": 0.5},
     "length": {"mode": "none", "tolerance": 0.02},
     "review": {"reasons": ["noise", "low_agreement", "contradiction"], "include_flagged": True},

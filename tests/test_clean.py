@@ -21,7 +21,7 @@ DUP = [False, False, False, True, False, False, False, False, False, False]     
 CONTRA = [False, False, False, False, False, False, True, True, False, False]
 NOISE = [0.9, 0.9, 0.9, 0.9, 0.2, 0.9, 0.9, 0.1, 0.95, 0.45]
 NOISE_FLAG = [False, False, False, False, True, False, False, True, False, False]
-AGREE = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.4, 1.0]
+AGREE = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.67]
 
 
 def _data(n: int = 10) -> PreferenceSet:
