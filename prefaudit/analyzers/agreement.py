@@ -19,9 +19,10 @@ over items; items with fewer than two ratings carry no agreement information and
   other raters, Dawid–Skene accuracy with CI, first-shown rate, ``flag`` for annotators reliably
   worse than the crowd), ``cohen_kappa`` (pairwise Cohen's kappa for every pair of annotators who
   share items, with CIs), ``confusion`` (Dawid–Skene confusion matrices, long form).
-- Per pair: ``agreement_score`` = share of the pair's votes equal to its consensus label
-  (``Annotations.consensus``); ``agreement_flag`` = a split vote (two or more votes and no strict
-  majority); ``agreement_n_votes``, ``agreement_consensus``. Pairs without votes get null score.
+- Per pair: ``agreement_score`` = the largest share of the pair's votes on one label (1 = unanimous;
+  a 1-1 split gives 0.5); ``agreement_flag`` = a split vote (two or more votes and no strict
+  majority); ``agreement_n_votes``, ``agreement_consensus`` (``Annotations.consensus``, which breaks
+  a plurality tie by the mean graded score). Pairs without votes get a null score.
 """
 
 from __future__ import annotations
@@ -163,13 +164,11 @@ def position_bias(votes: pl.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> 
 
 # ---- per pair, per annotator, per annotator pair -------------------------------------------------------
 def pair_agreement(votes: pl.DataFrame) -> pl.DataFrame:
-    """Per pair: n_votes, consensus, share of votes equal to the consensus, split vote flag."""
+    """Per pair: n_votes, consensus, plurality share (largest share of votes on one label), split flag."""
     from prefaudit.data.preference_set import Annotations
 
     cons = Annotations(votes).consensus()
-    top = (pl.when(pl.col("consensus") == "a").then(pl.col("votes_a"))
-           .when(pl.col("consensus") == "b").then(pl.col("votes_b")).otherwise(pl.col("votes_tie")))
-    share = top / pl.col("n_votes")
+    share = pl.max_horizontal("votes_a", "votes_b", "votes_tie") / pl.col("n_votes")
     return cons.select(
         pl.col("pair_id"), share.cast(pl.Float64).alias("agreement_score"),
         ((pl.col("n_votes") >= 2) & (share <= 0.5)).alias("agreement_flag"),
