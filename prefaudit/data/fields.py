@@ -18,7 +18,7 @@ surrogate escape into one); the loader then re-reads the file exactly, line by l
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import polars as pl
@@ -152,35 +152,43 @@ def records_to_frame(records: list[tuple[int, dict[str, Any]]], where: str, requ
 _COERCED_SCALAR = r"^\s*(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false)\s*$"
 
 
-def _suspicious(df: pl.DataFrame, col: str, nul_check: bool) -> bool:
-    """Whether any text value may have come from a non-string JSON value (or a lone surrogate).
+def suspicious_rows(df: pl.DataFrame, col: str, nul_check: bool) -> pl.Series:
+    """``__row`` of text values that may have come from a non-string JSON value (or a lone surrogate).
 
     polars writes a number or boolean as its JSON text (short: the pattern runs on values of at most
     40 bytes only) and a list/object as JSON text (checked on values ending in ] or } only); it turns
     a lone high-surrogate escape into NUL (checked only when the file holds \\uD escapes at all).
     """
     c = pl.col(col)
-    lf = df.lazy().select(c)
-    short = lf.filter(c.str.len_bytes() <= 40).select(c.str.contains(_COERCED_SCALAR).any())
-    closing = lf.filter(c.str.ends_with("]") | c.str.ends_with("}")).select(
-        (c.str.starts_with("[") | c.str.starts_with("{")).any())
-    checks = [short, closing]
+    lf = df.lazy().select(ROW, c)
+    hit = pl.col("__hit")
+    parts = [lf.filter(c.str.len_bytes() <= 40).select(ROW, c.str.contains(_COERCED_SCALAR).alias("__hit")),
+             lf.filter(c.str.ends_with("]") | c.str.ends_with("}"))
+             .select(ROW, (c.str.starts_with("[") | c.str.starts_with("{")).alias("__hit"))]
     if nul_check:
-        checks.append(lf.select(c.str.contains("\x00", literal=True).any()))
-    return any(bool(f.item()) for f in pl.collect_all(checks))
+        parts.append(lf.select(ROW, c.str.contains("\x00", literal=True).alias("__hit")))
+    found = pl.collect_all([p.filter(hit).select(ROW) for p in parts])
+    return pl.concat([f[ROW] for f in found]).unique()
 
 
 def _is_list(dt: pl.DataType) -> bool:
     return isinstance(dt, (pl.List, pl.Array))
 
 
+Recheck = Callable[[list[int]], dict[int, tuple[int, "dict | None", "dict | None"]]]
+
+
 def frame_checks(df: pl.DataFrame, where: str, required: Mapping[str, str], optional: Mapping[str, str],
-                 coerced: bool, nul_check: bool = True) -> tuple[pl.DataFrame, list[dict]]:
+                 coerced: bool, nul_check: bool = True,
+                 recheck: Recheck | None = None) -> tuple[pl.DataFrame, list[dict]]:
     """Column-wise version of :func:`check_record` for a typed frame with ``__row``.
 
-    Raises :class:`InDoubt` (only when ``coerced``) if polars may have turned non-text into text.
+    With ``coerced`` (polars JSONL), text values that may hide a coerced value are re-read exactly
+    through ``recheck`` and judged by :func:`check_record`; raises :class:`InDoubt` when a whole
+    column is in doubt or too many rows are (the caller then re-reads the file exactly).
     """
     bad = pl.repeat(False, df.height, eager=True, dtype=pl.Boolean)
+    doubt: list[pl.Series] = []
     reasons: list[tuple[pl.Series, str, str, str]] = []
     fixes: list[pl.Expr] = []
     for col, kind in [*required.items(), *optional.items()]:
@@ -200,8 +208,8 @@ def frame_checks(df: pl.DataFrame, where: str, required: Mapping[str, str], opti
                     raise InDoubt(col)
                 wrong = ~null
                 reasons.append((wrong, "not_text", f"field {col!r} should be text, got {dt}", col))
-            elif coerced and _suspicious(df, col, nul_check):
-                raise InDoubt(col)
+            elif coerced:
+                doubt.append(suspicious_rows(df, col, nul_check))
         elif kind == ID:
             if dt.is_integer():
                 fixes.append(pl.col(col).cast(pl.Utf8))
@@ -226,6 +234,25 @@ def frame_checks(df: pl.DataFrame, where: str, required: Mapping[str, str], opti
         if is_req:
             reasons.append((null, "missing_field", f"field {col!r} is absent or null", col))
     quarantine: list[dict] = []
+    if doubt and (rows := pl.concat(doubt).unique().sort()).len():
+        if recheck is None or rows.len() > max(1000, df.height // 100):
+            raise InDoubt("rows")
+        exact = recheck(rows.to_list())
+        ok: list[int] = []
+        for rec_no in rows.to_list():
+            if rec_no not in exact:
+                raise InDoubt("rows")
+            _, rec, q = exact[rec_no]
+            problem = None if rec is None else check_record(rec, required, optional)
+            if q is not None:
+                quarantine.append({**q, "row": rec_no})
+            elif problem is not None:
+                quarantine.append(qrow(where, rec_no, problem[0], problem[1], rec, problem[2]))
+            else:
+                ok.append(rec_no)
+        in_doubt = df[ROW].is_in(rows.implode())
+        bad = in_doubt & ~df[ROW].is_in(pl.Series(ok, dtype=pl.Int64).implode())
+        reasons = [(mask & ~in_doubt, *rest) for mask, *rest in reasons]
     for mask, reason, detail, col in reasons:
         hit = mask & ~bad
         if hit.any():

@@ -60,19 +60,19 @@ class Raw:
     surrogate_escapes: bool = True  # fast JSONL: the file may hold \\uD... escapes
     reread: Callable[[], Raw] | None = None
     row_unit: str = "row"
-    row_map: Callable[[set[int]], dict[int, int]] | None = None  # record number -> line (fast JSONL)
+    lines: Callable[[set[int]], dict[int, tuple[int, bytes]]] | None = None  # record -> (line, text)
 
     def fix_rows(self, entries: list[dict]) -> None:
         """Turn record numbers into line numbers in quarantine entries (fast JSONL path only)."""
-        if self.row_map is None:
+        if self.lines is None:
             return
         wanted = {e["row"] for e in entries if e.get("row") is not None}
         if not wanted:
             return
-        mapping = self.row_map(wanted)
+        mapping = self.lines(wanted)
         for e in entries:
             if e.get("row") in mapping:
-                e["row"] = mapping[e["row"]]
+                e["row"] = mapping[e["row"]][0]
 
     @property
     def columns(self) -> list[str]:
@@ -110,6 +110,15 @@ class Raw:
             for t in mapping.values():
                 rec.pop(t, None)
             rec.update(moved)
+
+    def recheck(self, rows: list[int]) -> dict[int, tuple[int, dict | None, dict | None]]:
+        """Re-read the given records exactly (fast JSONL): record -> (line, parsed record, quarantine entry)."""
+        assert self.lines is not None
+        out = {}
+        for rec_no, (lineno, line) in self.lines(set(rows)).items():
+            rec, q = _parse_line(lineno, line, self.where)
+            out[rec_no] = (lineno, rec, q)
+        return out
 
     def exact(self) -> Raw:
         """The exact (record by record) version of this input."""
@@ -229,15 +238,15 @@ class _BackgroundHash:
         return self.digest
 
 
-def line_numbers(lines: Iterable[bytes], wanted: set[int]) -> dict[int, int]:
-    """Map 1-based record numbers (non-blank lines, as polars counts them) to 1-based line numbers."""
-    out: dict[int, int] = {}
+def fetch_lines(lines: Iterable[bytes], wanted: set[int]) -> dict[int, tuple[int, bytes]]:
+    """Record number (non-blank lines, as polars counts them) -> (1-based line number, the line)."""
+    out: dict[int, tuple[int, bytes]] = {}
     k = 0
     for lineno, line in enumerate(lines, 1):
         if line.strip():
             k += 1
             if k in wanted:
-                out[k] = lineno
+                out[k] = (lineno, line)
                 if len(out) == len(wanted):
                     break
     return out
@@ -304,15 +313,15 @@ def read_jsonl(path: Path, gz: bool = False) -> Raw:
     def reread() -> Raw:
         return _exact_jsonl(path, gz, sha, ["exact line-by-line read (the fast read was in doubt)"])
 
-    def row_map(wanted: set[int]) -> dict[int, int]:
+    def lines(wanted: set[int]) -> dict[int, tuple[int, bytes]]:
         if gz:
-            return line_numbers(io.BytesIO(_read_file(path, gz)[1]), wanted)
+            return fetch_lines(io.BytesIO(_read_file(path, gz)[1]), wanted)
         with open(path, "rb") as f:
-            return line_numbers(f, wanted)
+            return fetch_lines(f, wanted)
 
     df = df.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     return Raw(where, "jsonl", df.height, df=df, sha256=sha, path=where, coerced=True, reread=reread,
-               row_unit="line", row_map=row_map, surrogate_escapes=escapes)
+               row_unit="line", lines=lines, surrogate_escapes=escapes)
 
 
 def read_json(path: Path, gz: bool = False) -> Raw:
