@@ -522,28 +522,15 @@ def _as_eval(ev: Any) -> PreferenceSet | None:
     return load(ev)
 
 
-def resolve_tokenizer(tokenizer: Any, data: PreferenceSet | None = None) -> Any:
-    """A tokenizer object as is; ``"tiny"``: the trainer's tiny-preset BPE tokenizer, trained on the
-    data's texts as ``prefaudit train --model tiny`` does; else a local Hugging Face folder."""
+def resolve_tokenizer(tokenizer: Any) -> Any:
+    """A tokenizer object as is; a local Hugging Face folder or ``"tiny"`` (the trainer's tiny-preset
+    tokenizer, trained on the audited data when the truncation analyzer runs) via
+    :func:`prefaudit.analyzers.truncation.load_tokenizer`."""
     if tokenizer is None or not isinstance(tokenizer, (str, Path)):
         return tokenizer
-    if str(tokenizer) == "tiny":
-        if data is None:
-            raise ConfigError("the 'tiny' tokenizer is trained on the data: give the data too")
-        from prefaudit.train.presets import preset_texts, train_tokenizer
+    from prefaudit.analyzers.truncation import load_tokenizer
 
-        tok = train_tokenizer(preset_texts(data))
-        tok.name_or_path = "tiny"
-        return tok
-    path = Path(tokenizer).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"--tokenizer {tokenizer}: no such folder (give a local Hugging Face folder or 'tiny')")
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"--tokenizer {tokenizer}: cannot load a tokenizer from it ({e.__class__.__name__})") from None
+    return load_tokenizer(tokenizer)
 
 
 def _tokenizer_name(tok: Any) -> str | None:
@@ -645,7 +632,7 @@ def audit(
     timings: dict[str, float] = {}
     by = (by,) if isinstance(by, str) else tuple(by)
     pset = _as_set(data, annotations)
-    tok = resolve_tokenizer(tokenizer, pset)
+    tok = resolve_tokenizer(tokenizer)
     ctx_target, ctx_eval = _as_target(target), _as_eval(eval)
     missing = [c for c in by if c not in pset.df.columns]
     if missing:
