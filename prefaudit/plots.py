@@ -75,3 +75,38 @@ def plot_scores(pairs: pl.DataFrame, name: str, bins: int = 30) -> matplotlib.fi
         ax.set_yscale("symlog", linthresh=10)
     ax.legend(frameon=False, fontsize=8)
     return fig
+
+
+def plot_confusion(confusion: pl.DataFrame, max_annotators: int = 12) -> matplotlib.figure.Figure:
+    """Heat maps of each annotator's label confusion (true label x given label, rows sum to 1).
+
+    ``confusion`` is long form: ``annotator_id``, ``true_label``, ``given_label``, ``prob`` (the
+    agreement analyzer's Dawid–Skene fit). The first ``max_annotators`` annotators (by id) are shown.
+    """
+    import numpy as np
+
+    labels = sorted(set(confusion["true_label"].to_list()) | set(confusion["given_label"].to_list()),
+                    key=lambda x: ("a", "b", "tie").index(x) if x in ("a", "b", "tie") else 3)
+    ids = sorted(set(confusion["annotator_id"].cast(pl.Utf8).to_list()))[:max_annotators]
+    cols = min(6, max(1, len(ids)))
+    rows = -(-len(ids) // cols)
+    fig = new_figure(1.5 * cols + 0.8, 1.55 * rows + 0.4)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    pos = {lab: i for i, lab in enumerate(labels)}
+    im = None
+    for ax, ann in zip(axes.flat, ids, strict=False):
+        m = np.zeros((len(labels), len(labels)))
+        for t, g, p in confusion.filter(pl.col("annotator_id").cast(pl.Utf8) == ann).select(
+                "true_label", "given_label", "prob").iter_rows():
+            m[pos[t], pos[g]] = p or 0.0
+        im = ax.imshow(m, vmin=0, vmax=1, cmap="Blues")
+        ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_title(str(ann)[:24], fontsize=7)
+    for ax in list(axes.flat)[len(ids):]:
+        ax.set_axis_off()
+    axes[0][0].set_ylabel("true", fontsize=7)
+    axes[-1][0].set_xlabel("given", fontsize=7)
+    if im is not None:
+        fig.colorbar(im, ax=axes, shrink=0.7, label="P(given | true)")
+    return fig

@@ -110,8 +110,10 @@ def _as_audit(audit: Any) -> tuple[Audit, dict[str, Any] | None]:
     raise TypeError(f"render_html needs an Audit (or its JSON dict or file), got {type(audit).__name__}")
 
 
-def _svg(fig: Any, salt: str, caption: str) -> Plot:
+def _svg_of(make: Any, salt: str, caption: str) -> Plot:
+    """Build a figure with ``make()`` and inline it; a failing plot shows its error instead."""
     try:
+        fig = make()
         return Plot(caption, svg=_markup(figure_to_svg(fig, salt=salt)))
     except Exception as e:  # a plot must never take the whole report down
         return Plot(caption, error=f"{type(e).__name__}: {e}")
@@ -119,22 +121,21 @@ def _svg(fig: Any, salt: str, caption: str) -> Plot:
 
 def analyzer_plots(name: str, result: AnalyzerResult, pairs: pl.DataFrame, is_live: bool) -> list[Plot]:
     """The analyzer's registered plot, and (for a live audit) the histogram of its per-pair scores."""
-    from prefaudit.plots import has_plot, plot_scores
+    from prefaudit.plots import has_plot, plot_confusion, plot_scores
 
     plots: list[Plot] = []
     if has_plot(name):
-        try:
-            plots.append(_svg(result.plot(), f"{name}-main", f"{ANALYZERS.get(name, (name,))[0]}"))
-        except Exception as e:
-            plots.append(Plot(name, error=f"{type(e).__name__}: {e}"))
+        plots.append(_svg_of(result.plot, f"{name}-main", ANALYZERS.get(name, (name,))[0]))
+    confusion = result.details.get("confusion")
+    if isinstance(confusion, pl.DataFrame) and {"annotator_id", "true_label", "given_label", "prob"} <= set(
+            confusion.columns) and confusion.height:
+        plots.append(_svg_of(lambda: plot_confusion(confusion), f"{name}-confusion",
+                             "label confusion per annotator (Dawid–Skene: true label × given label)"))
     score = f"{name}_score"
     if is_live and score in pairs.columns and pairs.schema[score].is_numeric() \
             and pairs[score].drop_nulls().n_unique() > 2:
-        try:
-            fig = plot_scores(pairs, name)
-            plots.append(_svg(fig, f"{name}-scores", f"distribution of {score} over all pairs"))
-        except Exception as e:
-            plots.append(Plot(f"distribution of {score}", error=f"{type(e).__name__}: {e}"))
+        plots.append(_svg_of(lambda: plot_scores(pairs, name), f"{name}-scores",
+                             f"distribution of {score} over all pairs"))
     return plots
 
 
@@ -211,7 +212,7 @@ def render_html(audit: Audit | Mapping[str, Any], path: str | Path | None = None
     if ablation is not None:
         abl = ablation_view(load_ablation(ablation))
         if abl.figure is not None:
-            abl_plot = _svg(abl.figure, "ablation", "each arm's mean with its 95% CI, per metric")
+            abl_plot = _svg_of(lambda: abl.figure, "ablation", "each arm's mean with its 95% CI, per metric")
     inp = dict(getattr(audit, "input", {}) or {})
     src = inp.get("path")
     n_pairs = audit.metrics["data.pairs"].value if "data.pairs" in audit.metrics else inp.get("pairs")
