@@ -153,3 +153,22 @@ def test_registered_analyzer_plots(name, real_audit):
         assert figure_to_svg(fig, salt=name).startswith("<svg")
     html = r._repr_html_()
     assert html.startswith("<div") and len(html) < 20_000
+
+
+def test_confusion_heat_maps_show_each_annotators_matrix():
+    import numpy as np
+
+    from prefaudit.plots import plot_confusion
+
+    labels = ("a", "b", "tie")
+    rows = []
+    mats = {"ann-1": np.eye(3), "ann-2 <b>": np.full((3, 3), 1 / 3)}
+    for ann, m in mats.items():
+        for i, t in enumerate(labels):
+            for j, g in enumerate(labels):
+                rows.append({"annotator_id": ann, "true_label": t, "given_label": g, "prob": float(m[i, j])})
+    fig = plot_confusion(pl.DataFrame(rows))
+    images = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    assert len(images) == 2
+    assert np.allclose(images[0], mats["ann-1"]) and np.allclose(images[1], mats["ann-2 <b>"])
+    assert "ann-2 &lt;b&gt;" in figure_to_svg(fig, salt="cm")
