@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = "1.0"
 EXAMPLES_DEFAULT = 500
 EXAMPLE_TEXT_CHARS = 2000
-DETAIL_ROWS_MAX = 1000
+DETAIL_ROWS_MAX = 5000
 BREAKDOWN_GROUPS_MAX = 200
 
 #: The metric names DESIGN.md makes stable: always present in an audit (null + note when not applicable).
@@ -522,15 +522,20 @@ def _as_eval(ev: Any) -> PreferenceSet | None:
     return load(ev)
 
 
-def resolve_tokenizer(tokenizer: Any) -> Any:
-    """A tokenizer object as is; a local Hugging Face folder or ``"tiny"`` (the trainer's tiny-preset
-    tokenizer, trained on the audited data when the truncation analyzer runs) via
-    :func:`prefaudit.analyzers.truncation.load_tokenizer`."""
-    if tokenizer is None or not isinstance(tokenizer, (str, Path)):
-        return tokenizer
-    from prefaudit.analyzers.truncation import load_tokenizer
+def resolve_tokenizer(tokenizer: Any, data: PreferenceSet) -> Any:
+    """A tokenizer object as is; a local Hugging Face folder or ``"tiny"`` via
+    :func:`prefaudit.analyzers.truncation.load_tokenizer`. The tiny preset is trained on the audited
+    data here, once, so that every analyzer (truncation, token lengths in bias) sees the same tokenizer."""
+    if tokenizer is None:
+        return None
+    from prefaudit.analyzers.truncation import TinyTokenizer, load_tokenizer
 
-    return load_tokenizer(tokenizer)
+    tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
+    if isinstance(tok, TinyTokenizer):
+        built = tok.build(data)
+        built.name_or_path = tok.name
+        return built
+    return tok
 
 
 def _tokenizer_name(tok: Any) -> str | None:
@@ -632,7 +637,7 @@ def audit(
     timings: dict[str, float] = {}
     by = (by,) if isinstance(by, str) else tuple(by)
     pset = _as_set(data, annotations)
-    tok = resolve_tokenizer(tokenizer)
+    tok = resolve_tokenizer(tokenizer, pset)
     ctx_target, ctx_eval = _as_target(target), _as_eval(eval)
     missing = [c for c in by if c not in pset.df.columns]
     if missing:
