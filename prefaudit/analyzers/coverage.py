@@ -52,6 +52,23 @@ if TYPE_CHECKING:
 EXTRA_STOP_WORDS = ("human", "assistant", "user", "ai")
 
 
+@contextmanager
+def limited_threads(threads: int | None) -> Iterator[None]:
+    """Limit BLAS/OpenMP threads (None: leave the libraries' defaults).
+
+    The native libraries are loaded first: a limit does not reach a library loaded inside the block.
+    """
+    if threads is None:
+        yield
+        return
+    import sklearn.cluster  # noqa: F401  (loads scikit-learn's OpenMP runtime and SciPy's BLAS)
+    import sklearn.metrics  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        yield
+
+
 # ---- neighbours ------------------------------------------------------------------------------------------
 def knn_cosine(query: np.ndarray, base: np.ndarray, k: int, *, exclude_self: bool = False,
                block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -156,12 +173,13 @@ def k_grid(k_min: int, k_max: int, n_points: int = 14) -> list[int]:
 
 
 def choose_k(x: np.ndarray, *, k_min: int = 2, k_max: int = 30, sample: int = 2000,
-             weights: np.ndarray | None = None, seed: int = 0, dims: int = 64) -> tuple[int, pl.DataFrame]:
+             weights: np.ndarray | None = None, seed: int = 0, dims: int = 64,
+             threads: int | None = 1) -> tuple[int, pl.DataFrame]:
     """The k in [k_min, k_max] with the best silhouette (cosine) on a sample drawn ∝ ``weights``.
 
     For speed the search runs on the sample projected to its first ``dims`` principal components
-    (one k-means start per k); the final clustering uses the full vectors. Returns (k, table of k and
-    silhouette).
+    (three k-means starts per k); the final clustering uses the full vectors. ``threads``: see
+    :func:`limited_threads`. Returns (k, table of k and silhouette).
     """
     from sklearn.metrics import silhouette_score
 
@@ -177,11 +195,12 @@ def choose_k(x: np.ndarray, *, k_min: int = 2, k_max: int = 30, sample: int = 20
     dist = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)  # cosine distances, computed once
     np.fill_diagonal(dist, 0.0)
     rows = []
-    for k in k_grid(k_min, k_max):
-        labels = _kmeans(k, s.shape[0], seed, n_init=1).fit_predict(s)
-        if np.unique(labels).size < 2:
-            continue
-        rows.append((k, float(silhouette_score(dist, labels, metric="precomputed"))))
+    with limited_threads(threads):
+        for k in k_grid(k_min, k_max):
+            labels = _kmeans(k, s.shape[0], seed, n_init=3).fit_predict(s)
+            if np.unique(labels).size < 2:
+                continue
+            rows.append((k, float(silhouette_score(dist, labels, metric="precomputed"))))
     table = pl.DataFrame(rows, schema={"k": pl.Int64, "silhouette": pl.Float64}, orient="row")
     if not rows:
         return 1, table
@@ -190,8 +209,13 @@ def choose_k(x: np.ndarray, *, k_min: int = 2, k_max: int = 30, sample: int = 20
 
 
 def cluster_terms(texts: list[str], labels: np.ndarray, n_clusters: int, *, n_terms: int = 5,
-                  max_docs: int = 50_000, seed: int = 0) -> list[list[str]]:
-    """Class-based TF-IDF: the ``n_terms`` most distinctive words of each cluster (empty list if none)."""
+                  max_docs: int = 50_000, min_lift: float = 1.5, seed: int = 0) -> list[list[str]]:
+    """Class-based TF-IDF: the ``n_terms`` most distinctive words of each cluster (empty list if none).
+
+    Terms are ranked by c-TF-IDF (BERTopic's: frequency in the cluster x log(1 + average words per
+    cluster / frequency overall)); terms at least ``min_lift`` times more frequent in the cluster than
+    overall come first. At most ``max_docs`` texts (a random sample) are read.
+    """
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
     labels = np.asarray(labels)
@@ -214,11 +238,16 @@ def cluster_terms(texts: list[str], labels: np.ndarray, n_clusters: int, *, n_te
     avg = m.sum() / max(n_clusters, 1)
     idf = np.log1p(avg / np.maximum(m.sum(axis=0), 1))
     score = tf * idf
+    # words that are frequent everywhere ("want", "think") name nothing: prefer terms over-represented
+    # in the cluster (relative frequency at least ``min_lift`` times the overall one)
+    lift = tf / np.maximum(m.sum(axis=0) / max(m.sum(), 1), 1e-12)
     vocab = np.asarray(cv.get_feature_names_out())
     out = []
     for c in range(n_clusters):
-        top = np.argsort(-score[c])[:n_terms]
-        out.append([str(vocab[t]) for t in top if m[c, t] > 0])
+        ranked = np.argsort(-score[c])
+        picked = [t for t in ranked if m[c, t] > 0 and lift[c, t] >= min_lift][:n_terms]
+        picked += [t for t in ranked if m[c, t] > 0 and t not in picked][: n_terms - len(picked)]
+        out.append([str(vocab[t]) for t in picked])
     return out
 
 
@@ -270,23 +299,6 @@ def _unique(texts: pl.Series) -> tuple[list[str], np.ndarray]:
 
 
 # ---- the analyzer -----------------------------------------------------------------------------------------
-@contextmanager
-def limited_threads(threads: int | None) -> Iterator[None]:
-    """Limit BLAS/OpenMP threads (None: leave the libraries' defaults).
-
-    The native libraries are loaded first: a limit does not reach a library loaded inside the block.
-    """
-    if threads is None:
-        yield
-        return
-    import sklearn.cluster  # noqa: F401  (loads scikit-learn's OpenMP runtime and SciPy's BLAS)
-    import sklearn.metrics  # noqa: F401
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=threads):
-        yield
-
-
 class CoverageAnalyzer:
     """Prompt clusters named by their terms; with a target set, OOD target prompts and gap clusters.
 
