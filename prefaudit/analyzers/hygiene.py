@@ -104,7 +104,12 @@ def truncated_expr(expr: pl.Expr | str, min_words: int = 8) -> pl.Expr:
 
 
 def _frame(df: pl.DataFrame | PreferenceSet) -> pl.DataFrame:
-    return df if isinstance(df, pl.DataFrame) else df.df
+    """The pairs frame with normalised ``_p``, ``_c``, ``_r`` (prompt, chosen, rejected), computed once."""
+    df = df if isinstance(df, pl.DataFrame) else df.df
+    if "_p" in df.columns:
+        return df
+    return df.with_columns(normalize_expr("prompt").alias("_p"), normalize_expr("chosen").alias("_c"),
+                           normalize_expr("rejected").alias("_r"))
 
 
 # ---- duplicates and contradictions -------------------------------------------------------------------
@@ -123,10 +128,7 @@ def contradiction_groups(df: pl.DataFrame | PreferenceSet) -> pl.DataFrame:
     if df.height == 0:
         return pl.DataFrame(schema=schema)
     d = df.select(
-        pl.col("pair_id").cast(pl.Utf8),
-        normalize_expr("prompt").alias("_p"),
-        normalize_expr("chosen").alias("_c"),
-        normalize_expr("rejected").alias("_r"),
+        pl.col("pair_id").cast(pl.Utf8), "_p", "_c", "_r",
         (pl.col("tie") if "tie" in df.columns else pl.lit(False)).alias("_tie"),
     ).with_row_index("_row")
     d = d.filter((pl.col("_c") != pl.col("_r")) & ~pl.col("_tie").fill_null(False))
@@ -154,8 +156,7 @@ def duplicate_table(df: pl.DataFrame | PreferenceSet) -> pl.DataFrame:
     d = df.select(
         pl.col("pair_id").cast(pl.Utf8),
         pl.struct("prompt", "chosen", "rejected").alias("_raw"),
-        pl.struct(normalize_expr("prompt").alias("p"), normalize_expr("chosen").alias("c"),
-                  normalize_expr("rejected").alias("r")).alias("_norm"),
+        pl.struct("_p", "_c", "_r").alias("_norm"),
     ).with_row_index("_row")
     first_row = pl.col("_row").min().over("_norm")
     repeated = pl.len().over("_norm") > 1
@@ -195,12 +196,15 @@ def _near_pairs_embedded(embedder: Embedder, texts: list[str], threshold: float,
 
 def near_duplicate_prompt_pairs(prompts: list[str] | pl.Series, *, embedder: Embedder | None = None,
                                 cosine_threshold: float = 0.95, jaccard_threshold: float = 0.8,
-                                group: np.ndarray | None = None) -> pl.DataFrame:
+                                group: np.ndarray | None = None,
+                                normalized: pl.Series | None = None) -> pl.DataFrame:
     """Pairs (i, j) of near-duplicate texts (positions in ``prompts``, which should be distinct).
 
-    With an embedder: cosine similarity >= ``cosine_threshold``; otherwise MinHash estimated word
-    3-shingle Jaccard >= ``jaccard_threshold`` on the normalised texts. With ``group`` (0/1 per text),
-    only pairs across the two groups are guaranteed to be searched (used for eval leakage).
+    With an embedder: cosine similarity >= ``cosine_threshold`` (the 5 nearest neighbours of each
+    text are checked); otherwise the Jaccard similarity of the word 3-shingles of the normalised texts
+    >= ``jaccard_threshold``, with candidates from MinHash LSH (:mod:`prefaudit.analyzers.minhash`).
+    ``normalized`` may pass the texts already normalised. With ``group`` (0/1 per text), only pairs
+    across the two groups are returned (used for eval leakage).
     """
     from prefaudit.analyzers.minhash import near_duplicate_pairs
 
@@ -210,7 +214,8 @@ def near_duplicate_prompt_pairs(prompts: list[str] | pl.Series, *, embedder: Emb
     if embedder is not None:
         out = _near_pairs_embedded(embedder, texts.to_list(), cosine_threshold, group)
     else:
-        norm = pl.DataFrame({"t": texts}).select(normalize_expr("t"))["t"]
+        norm = normalized if normalized is not None else \
+            pl.DataFrame({"t": texts}).select(normalize_expr("t"))["t"]
         out = near_duplicate_pairs(norm, threshold=jaccard_threshold, group=group)
     if group is not None:
         g = np.asarray(group)
@@ -223,11 +228,11 @@ def near_duplicate_prompts(df: pl.DataFrame | PreferenceSet, *, embedder: Embedd
     """Per pair: ``near_duplicate_prompt`` (its prompt nearly duplicates a different prompt of the set)
     and ``near_duplicate_of`` (the pair_id of the first pair holding such a prompt)."""
     df = _frame(df)
-    d = df.select(pl.col("pair_id").cast(pl.Utf8), "prompt", normalize_expr("prompt").alias("_p"))
+    d = df.select(pl.col("pair_id").cast(pl.Utf8), "prompt", "_p")
     uniq = d.unique("_p", keep="first", maintain_order=True).with_row_index("_u")
     raw = uniq["prompt"]
     pairs = near_duplicate_prompt_pairs(raw, embedder=embedder, cosine_threshold=cosine_threshold,
-                                        jaccard_threshold=jaccard_threshold)
+                                        jaccard_threshold=jaccard_threshold, normalized=uniq["_p"])
     both = pl.concat([pairs, pairs.select(pl.col("j").alias("i"), pl.col("i").alias("j"))])
     partner = both.group_by("i").agg(pl.col("j").min()).select(
         pl.col("i").cast(pl.UInt32).alias("_u"), pl.col("j").cast(pl.UInt32).alias("_v"))
@@ -249,13 +254,14 @@ def eval_leakage(df: pl.DataFrame | PreferenceSet, eval_prompts: pl.Series | lis
     df = _frame(df)
     ev = pl.DataFrame({"prompt": pl.Series(eval_prompts, dtype=pl.Utf8)}).select(
         "prompt", normalize_expr("prompt").alias("_p")).unique("_p", maintain_order=True)
-    d = df.select(pl.col("pair_id").cast(pl.Utf8), "prompt", normalize_expr("prompt").alias("_p"))
+    d = df.select(pl.col("pair_id").cast(pl.Utf8), "prompt", "_p")
     exact = d["_p"].is_in(ev["_p"].implode())
     tr = d.unique("_p", maintain_order=True).filter(~pl.col("_p").is_in(ev["_p"].implode()))
     texts = pl.concat([tr["prompt"], ev["prompt"]])
     group = np.r_[np.zeros(tr.height, dtype=np.int8), np.ones(ev.height, dtype=np.int8)]
     pairs = near_duplicate_prompt_pairs(texts, embedder=embedder, cosine_threshold=cosine_threshold,
-                                        jaccard_threshold=jaccard_threshold, group=group)
+                                        jaccard_threshold=jaccard_threshold, group=group,
+                                        normalized=pl.concat([tr["_p"], ev["_p"]]))
     tr_hit = np.unique(np.r_[pairs["i"].to_numpy(), pairs["j"].to_numpy()])
     tr_hit = tr_hit[tr_hit < tr.height]
     near_keys = tr["_p"].gather(tr_hit) if tr_hit.size else pl.Series("_p", [], dtype=pl.Utf8)
@@ -288,7 +294,7 @@ def _hygiene(df: pl.DataFrame | PreferenceSet, embedder: Embedder | None, eval_p
     df = _frame(df)
     base = df.select(
         pl.col("pair_id").cast(pl.Utf8),
-        (normalize_expr("chosen") == normalize_expr("rejected")).alias("identical_pair"),
+        (pl.col("_c") == pl.col("_r")).alias("identical_pair"),
         (empty_expr("chosen") | empty_expr("rejected")).alias("empty_response"),
         (truncated_expr("chosen", truncation_min_words) | truncated_expr("rejected", truncation_min_words))
         .alias("truncated_looking"),
