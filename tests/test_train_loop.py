@@ -266,3 +266,26 @@ def test_public_api_train_is_callable(data, model_dir):
     assert callable(prefaudit.train) and callable(package)
     res = prefaudit.train(data, model=str(model_dir), steps=1, **OPTS)
     assert res.summary["steps"] == 1
+
+
+def test_shared_prompt_forward_equals_plain_forward_and_gradients(data, model_dir):
+    from prefaudit.train import prepare_pairs
+    from prefaudit.train.batching import collate_pairs
+    from prefaudit.train.logps import ResponseLogps, batch_logps
+
+    model, tok = load_model(model_dir)
+    df = data.df.head(6)
+    pairs = prepare_pairs(tok, df["prompt"].to_list(), df["chosen"].to_list(), df["rejected"].to_list(), 64)
+    assert len({len(p.prompt) for p in pairs}) > 1  # prompts of different lengths: left padding is exercised
+    batch = collate_pairs(pairs, tok.pad_token_id)
+    results = []
+    for share in (True, False):
+        module = ResponseLogps(model, share_prompt=share)
+        assert module.shared is share
+        model.zero_grad()
+        total, shared = batch_logps(module, batch, torch.device("cpu"), None)
+        (total.sum() + 0.5 * shared.sum()).backward()
+        results.append((total.detach(), shared.detach(), [p.grad.clone() for p in model.parameters()]))
+    (t1, s1, g1), (t2, s2, g2) = results
+    assert torch.allclose(t1, t2, atol=1e-4) and torch.allclose(s1, s2, atol=1e-4)
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(g1, g2, strict=True))

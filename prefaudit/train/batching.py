@@ -58,6 +58,10 @@ class Batch:
 
     ``response_mask`` marks response tokens; ``shared_len`` is, per row, min(|chosen|, |rejected|) of
     its pair (LD-DPO); ``response_len`` the row's response length in tokens.
+
+    A batch of pairs also carries the *shared-prompt* layout, in which each prompt is run once:
+    ``prompt_ids`` (B rows, left-padded, ``prompt_mask``) and ``response_ids`` (2B rows, right-padded,
+    ``response_attn``; rows interleaved: chosen 0, rejected 0, chosen 1, ...).
     """
 
     input_ids: torch.Tensor
@@ -65,14 +69,20 @@ class Batch:
     response_mask: torch.Tensor
     response_len: torch.Tensor
     shared_len: torch.Tensor
+    prompt_ids: torch.Tensor | None = None
+    prompt_mask: torch.Tensor | None = None
+    response_ids: torch.Tensor | None = None
+    response_attn: torch.Tensor | None = None
 
     @property
     def n_tokens(self) -> int:
+        """Tokens of the 2B sequences prompt + response (what trl counts), whatever the layout."""
         return int(self.attention_mask.sum())
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(*(t.to(device, non_blocking=True) for t in (
-            self.input_ids, self.attention_mask, self.response_mask, self.response_len, self.shared_len)))
+        return Batch(*(None if t is None else t.to(device, non_blocking=True) for t in (
+            self.input_ids, self.attention_mask, self.response_mask, self.response_len, self.shared_len,
+            self.prompt_ids, self.prompt_mask, self.response_ids, self.response_attn)))
 
 
 def collate_sequences(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad_id: int,
@@ -94,9 +104,25 @@ def collate_sequences(prompts: Sequence[Sequence[int]], responses: Sequence[Sequ
     return Batch(ids, attn, resp, lens, shared)
 
 
+def _padded(rows: Sequence[Sequence[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            sl = slice(width - len(r), width) if left else slice(0, len(r))
+            ids[i, sl] = torch.tensor(list(r), dtype=torch.long)
+            mask[i, sl] = 1
+    return ids, mask
+
+
 def collate_pairs(pairs: Sequence[TruncatedPair], pad_id: int) -> Batch:
     """The batch of a list of pairs: chosen rows first, then rejected rows (one forward for both)."""
     prompts = [p.prompt for p in pairs] * 2
     responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     shared = [min(len(p.chosen), len(p.rejected)) for p in pairs] * 2
-    return collate_sequences(prompts, responses, pad_id, shared)
+    batch = collate_sequences(prompts, responses, pad_id, shared)
+    batch.prompt_ids, batch.prompt_mask = _padded([p.prompt for p in pairs], pad_id, left=True)
+    batch.response_ids, batch.response_attn = _padded([r for p in pairs for r in (p.chosen, p.rejected)], pad_id,
+                                                      left=False)
+    return batch

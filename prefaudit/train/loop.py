@@ -83,6 +83,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     bucket_batches: int = 64  # batches per length-sorting window (1 = plain random batches)
+    share_prompt: bool = True  # run each prompt once for both responses (when the model allows it)
     ref_batch_size: int | None = None  # pairs per reference / eval forward (default 4 x batch_size)
     save_every: int = 0  # checkpoint every N steps (0: never)
     eval_every: int = 0  # evaluate every N steps (0: only at the end)
@@ -250,11 +251,13 @@ def train(data: Any, eval_data: Any = None, *, out: str | Path | None = None, co
                 ref_source, _ = presets.load_model(cfg.ref_model, trust_remote_code=cfg.trust_remote_code)
                 ref_source.to(device)
             used = sorted({i for b in schedule for i in b})
-            ref_cache[used] = _sequence_logps(ref_source, [train_pairs[i] for i in used], pad_id, device, amp,
+            ref_module = ResponseLogps(ref_source, cfg.share_prompt)
+            ref_cache[used] = _sequence_logps(ref_module, [train_pairs[i] for i in used], pad_id, device, amp,
                                               ref_bs, d, progress, "reference log-probs")
             if eval_pairs:
-                eval_ref[:] = _sequence_logps(ref_source, eval_pairs, pad_id, device, amp, ref_bs, d, progress,
+                eval_ref[:] = _sequence_logps(ref_module, eval_pairs, pad_id, device, amp, ref_bs, d, progress,
                                               "reference log-probs (eval)")
+            del ref_module
             del ref_source
         ref_s = time.perf_counter() - t_ref
         start_step = 0
@@ -266,7 +269,7 @@ def train(data: Any, eval_data: Any = None, *, out: str | Path | None = None, co
     # ---- 6. optional LoRA ------------------------------------------------------------------------
     if cfg.lora_r:
         model = _add_lora(model, cfg)
-    policy = ResponseLogps(model)
+    policy = ResponseLogps(model, cfg.share_prompt)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(0.1 * steps)
@@ -313,7 +316,7 @@ def train(data: Any, eval_data: Any = None, *, out: str | Path | None = None, co
             _append_metrics(metrics_path, record)
         bar.update(record["loss"])
         if cfg.eval_every and eval_pairs and (step + 1) % cfg.eval_every == 0 and step + 1 < steps:
-            ev, _ = _evaluate(model, eval_pairs, eval_ids, eval_ref, loss_fn, params, needs_ref, pad_id, device,
+            ev, _ = _evaluate(policy, eval_pairs, eval_ids, eval_ref, loss_fn, params, needs_ref, pad_id, device,
                               amp, ref_bs, d)
             model.train()
             rec = {"kind": "eval", "step": step + 1, **{f"eval/{k}": v for k, v in ev.items()}}
@@ -329,7 +332,7 @@ def train(data: Any, eval_data: Any = None, *, out: str | Path | None = None, co
     # ---- 8. evaluation and summary --------------------------------------------------------------
     eval_summary, eval_frame = None, None
     if eval_pairs:
-        eval_summary, eval_frame = _evaluate(model, eval_pairs, eval_ids, eval_ref, loss_fn, params, needs_ref,
+        eval_summary, eval_frame = _evaluate(policy, eval_pairs, eval_ids, eval_ref, loss_fn, params, needs_ref,
                                              pad_id, device, amp, ref_bs, d)
     model.eval()
     if cfg.lora_r:
@@ -407,7 +410,7 @@ def _fingerprint(pair_ids: list[str], cfg: TrainConfig) -> str:
     return h.hexdigest()
 
 
-def _sequence_logps(model: Any, pairs: list[TruncatedPair], pad_id: int, device: torch.device,
+def _sequence_logps(module: ResponseLogps, pairs: list[TruncatedPair], pad_id: int, device: torch.device,
                     amp: torch.dtype | None, batch_pairs: int, d: Dist, progress: bool,
                     label: str) -> torch.Tensor:
     """(n, 4) float64: chosen total, rejected total, chosen shared, rejected shared — no gradients.
@@ -415,7 +418,7 @@ def _sequence_logps(model: Any, pairs: list[TruncatedPair], pad_id: int, device:
     Pairs go through in length-sorted batches; with several processes each takes a share and the
     results are summed across processes.
     """
-    module = ResponseLogps(model)
+    model = module.model
     was_training = model.training
     model.eval()
     result = torch.zeros((len(pairs), 4), dtype=torch.float64)
@@ -519,7 +522,7 @@ def _add_lora(model: Any, cfg: TrainConfig) -> Any:
 def _sft_warmup(model: Any, pairs: list[TruncatedPair], lengths: list[int], cfg: TrainConfig, pad_id: int,
                 device: torch.device, amp: torch.dtype | None, d: Dist, progress: bool) -> list[dict[str, Any]]:
     """Fine-tune on prompt -> chosen (token-mean NLL, prompt masked) for ``sft_steps`` steps, in place."""
-    module = _wrap_ddp(ResponseLogps(model), d, device)
+    module = _wrap_ddp(ResponseLogps(model, share_prompt=False), d, device)  # chosen rows only
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.sft_lr or cfg.lr,
                             weight_decay=cfg.weight_decay)
     schedule = batch_schedule(lengths, cfg.batch_size, cfg.sft_steps, cfg.seed + 1, cfg.bucket_batches)
@@ -544,11 +547,11 @@ def _sft_warmup(model: Any, pairs: list[TruncatedPair], lengths: list[int], cfg:
     return records
 
 
-def _evaluate(model: Any, pairs: list[TruncatedPair], pair_ids: list[str], ref: torch.Tensor, loss_fn: Any,
+def _evaluate(module: ResponseLogps, pairs: list[TruncatedPair], pair_ids: list[str], ref: torch.Tensor, loss_fn: Any,
               params: LossParams, needs_ref: bool, pad_id: int, device: torch.device, amp: torch.dtype | None,
               batch_pairs: int, d: Dist) -> tuple[dict[str, Any], pl.DataFrame]:
     """Implicit-reward preference accuracy and margin of the policy on held-out pairs (+ per-pair table)."""
-    pol = _sequence_logps(model, pairs, pad_id, device, amp, batch_pairs, d, False, "eval")
+    pol = _sequence_logps(module, pairs, pad_id, device, amp, batch_pairs, d, False, "eval")
     lens_c = torch.tensor([float(len(p.chosen)) for p in pairs], dtype=torch.float64)
     lens_r = torch.tensor([float(len(p.rejected)) for p in pairs], dtype=torch.float64)
     kw: dict[str, Any] = {}
