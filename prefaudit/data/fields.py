@@ -152,21 +152,20 @@ def records_to_frame(records: list[tuple[int, dict[str, Any]]], where: str, requ
 _COERCED_SCALAR = r"^\s*(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false)\s*$"
 
 
-def suspicious_rows(df: pl.DataFrame, col: str, nul_check: bool) -> pl.Series:
+def suspicious_rows(df: pl.DataFrame, col: str) -> pl.Series:
     """``__row`` of text values that may have come from a non-string JSON value (or a lone surrogate).
 
     polars writes a number or boolean as its JSON text (short: the pattern runs on values of at most
     40 bytes only) and a list/object as JSON text (checked on values ending in ] or } only); it turns
-    a lone high-surrogate escape into NUL (checked only when the file holds \\uD escapes at all).
+    a lone high-surrogate escape into NUL (so values holding NUL are re-read too).
     """
     c = pl.col(col)
     lf = df.lazy().select(ROW, c)
     hit = pl.col("__hit")
     parts = [lf.filter(c.str.len_bytes() <= 40).select(ROW, c.str.contains(_COERCED_SCALAR).alias("__hit")),
              lf.filter(c.str.ends_with("]") | c.str.ends_with("}"))
-             .select(ROW, (c.str.starts_with("[") | c.str.starts_with("{")).alias("__hit"))]
-    if nul_check:
-        parts.append(lf.select(ROW, c.str.contains("\x00", literal=True).alias("__hit")))
+             .select(ROW, (c.str.starts_with("[") | c.str.starts_with("{")).alias("__hit")),
+             lf.select(ROW, c.str.contains("\x00", literal=True).alias("__hit"))]
     found = pl.collect_all([p.filter(hit).select(ROW) for p in parts])
     return pl.concat([f[ROW] for f in found]).unique()
 
@@ -179,8 +178,7 @@ Recheck = Callable[[list[int]], dict[int, tuple[int, "dict | None", "dict | None
 
 
 def frame_checks(df: pl.DataFrame, where: str, required: Mapping[str, str], optional: Mapping[str, str],
-                 coerced: bool, nul_check: bool = True,
-                 recheck: Recheck | None = None) -> tuple[pl.DataFrame, list[dict]]:
+                 coerced: bool, recheck: Recheck | None = None) -> tuple[pl.DataFrame, list[dict]]:
     """Column-wise version of :func:`check_record` for a typed frame with ``__row``.
 
     With ``coerced`` (polars JSONL), text values that may hide a coerced value are re-read exactly
@@ -209,7 +207,7 @@ def frame_checks(df: pl.DataFrame, where: str, required: Mapping[str, str], opti
                 wrong = ~null
                 reasons.append((wrong, "not_text", f"field {col!r} should be text, got {dt}", col))
             elif coerced:
-                doubt.append(suspicious_rows(df, col, nul_check))
+                doubt.append(suspicious_rows(df, col))
         elif kind == ID:
             if dt.is_integer():
                 fixes.append(pl.col(col).cast(pl.Utf8))

@@ -95,7 +95,7 @@ def _map_columns(raw: Raw, columns: Mapping[str, str] | None) -> None:
 
 def _checked(raw: Raw, required: Mapping[str, str], optional: Mapping[str, str]) -> tuple[pl.DataFrame, list[dict]]:
     if raw.df is not None:
-        df, q = frame_checks(raw.df, raw.where, required, optional, raw.coerced, raw.surrogate_escapes,
+        df, q = frame_checks(raw.df, raw.where, required, optional, raw.coerced,
                              raw.recheck if raw.lines is not None else None)
     else:
         df, q = records_to_frame(raw.records or [], raw.where, required, optional, raw.notes)

@@ -57,7 +57,6 @@ class Raw:
     path: str | None = None
     notes: list[str] = field(default_factory=list)
     coerced: bool = False
-    surrogate_escapes: bool = True  # fast JSONL: the file may hold \\uD... escapes
     reread: Callable[[], Raw] | None = None
     row_unit: str = "row"
     lines: Callable[[set[int]], dict[int, tuple[int, bytes]]] | None = None  # record -> (line, text)
@@ -205,29 +204,18 @@ def jsonl_records(lines: Iterable[bytes], where: str) -> tuple[list[tuple[int, d
 
 
 class _BackgroundHash:
-    """sha256 of a file in a background thread (hashlib releases the GIL on large blocks), noting on
-    the way whether the file holds any ``\\uD...`` escape (polars turns a lone surrogate into NUL)."""
+    """sha256 of a file, computed in a background thread (hashlib releases the GIL on large blocks)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.digest: str | None = None
-        self.surrogate_escapes = False
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            h = hashlib.sha256()
-            tail = b""
-            with open(self.path, "rb") as f:
-                while block := f.read(1 << 22):
-                    h.update(block)
-                    if not self.surrogate_escapes:
-                        window = tail + block
-                        self.surrogate_escapes = b"\\ud" in window or b"\\uD" in window
-                        tail = block[-3:]
-            self.digest = h.hexdigest()
+            self.digest = _file_sha256(self.path)
         except BaseException as e:  # reported by join()
             self.error = e
 
@@ -296,7 +284,6 @@ def read_jsonl(path: Path, gz: bool = False) -> Raw:
     hasher: _BackgroundHash | None = None
     if gz:
         sha, data = _read_file(path, gz)
-        escapes = b"\\ud" in data or b"\\uD" in data
         source: Any = io.BytesIO(data)
     else:
         hasher, source = _BackgroundHash(path), path
@@ -306,7 +293,6 @@ def read_jsonl(path: Path, gz: bool = False) -> Raw:
         sha = hasher.join() if hasher else sha
         return _exact_jsonl(path, gz, sha, [f"exact line-by-line read ({type(e).__name__} from polars)"])
     sha = hasher.join() if hasher else sha
-    escapes = hasher.surrogate_escapes if hasher else escapes
     if df.height == 0:
         raise InputError("file has no records (only blank lines)", path=where)
 
@@ -321,7 +307,7 @@ def read_jsonl(path: Path, gz: bool = False) -> Raw:
 
     df = df.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
     return Raw(where, "jsonl", df.height, df=df, sha256=sha, path=where, coerced=True, reread=reread,
-               row_unit="line", lines=lines, surrogate_escapes=escapes)
+               row_unit="line", lines=lines)
 
 
 def read_json(path: Path, gz: bool = False) -> Raw:
