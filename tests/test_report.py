@@ -271,3 +271,12 @@ def test_registered_plot_runs_for_its_result(plain_html):
     html = plain_html
     sec = html[html.index(f'id="sec-{CLUSTER_TEST_PLOT}"'):]
     assert "<svg" in sec[: sec.index("</section>")]
+
+
+def test_public_api_report_is_callable_after_the_module_is_imported(tmp_path, json_audit):
+    import prefaudit
+    import prefaudit.report as module  # binds prefaudit.report to the package module
+
+    assert module.render_html is render_html
+    path = prefaudit.report(json_audit, tmp_path / "api.html")
+    assert path == tmp_path / "api.html" and path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")

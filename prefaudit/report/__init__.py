@@ -17,6 +17,8 @@ import datetime as dt
 import hashlib
 import json
 import os
+import sys
+import types
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -278,6 +280,19 @@ def _is_audit_json(x: Any) -> bool:
         head = f.read(4096)
     return '"schema_version"' in head and '"prefaudit_version"' in head
 
+
+class _CallableModule(types.ModuleType):
+    """``prefaudit.report`` is both this package and the :func:`report` function (the lazy public API).
+
+    Once anything imports ``prefaudit.report``, Python binds the package attribute to this module; making
+    the module callable keeps ``prefaudit.report(audit, path)`` working whatever was imported first.
+    """
+
+    def __call__(self, audit_or_data: Any, path: str | Path, **kw: Any) -> Path:
+        return report(audit_or_data, path, **kw)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["DEFAULT_MAX_PAIRS", "content_security_policy", "figure_to_svg", "read_audit_json", "render_html",
            "report"]
