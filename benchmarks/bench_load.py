@@ -69,6 +69,37 @@ def measure(cmd: list[str]) -> tuple[float, int, str, float]:
     return wall, usage.ru_maxrss * 1024, out.decode(), usage.ru_utime + usage.ru_stime
 
 
+BREAKDOWN = r"""
+import json, resource, sys, time
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+import polars as pl
+from pathlib import Path
+from prefaudit.data import fields, ids, readers
+path = Path(sys.argv[1])
+rows = []
+def step(name, fn):
+    c, t = cpu(), time.perf_counter()
+    out = fn()
+    rows.append((name, cpu() - c, time.perf_counter() - t))
+    return out
+step("sha256 of the file", lambda: readers._file_sha256(path))
+step("read_ndjson, default inference", lambda: pl.read_ndjson(path))
+df = step("read_ndjson, full inference", lambda: pl.read_ndjson(path, infer_schema_length=None))
+df = df.with_row_index(fields.ROW, offset=1).with_columns(pl.col(fields.ROW).cast(pl.Int64))
+step("doubt checks (3 text columns)", lambda: [fields.suspicious_rows(df, c) for c in ("prompt", "chosen", "rejected")])
+pid = step("content ids (sha1, 2 threads)", lambda: ids.content_ids(df))
+step("pair_id uniqueness check", lambda: pid.n_unique())
+print(json.dumps(rows))
+"""
+
+
+def breakdown(path: Path) -> list[tuple[str, float, float]]:
+    """CPU and wall seconds of the loader's main steps, each alone, in a fresh process."""
+    return json.loads(measure([sys.executable, "-c", BREAKDOWN, str(path)])[2])
+
+
 def import_check() -> tuple[float, float, list[str]]:
     code = ("import json, sys, time; t = time.perf_counter(); import prefaudit.cli; "
             f"print(json.dumps([time.perf_counter() - t, [m for m in {HEAVY!r} if m in sys.modules]]))")
@@ -114,6 +145,9 @@ def main() -> None:
           f"peak memory {o_m / size:.2f}x file (target < 3x)")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} (1 min)")
     print(f"import prefaudit.cli: {imp:.3f}s (interpreter start {bare:.3f}s); heavy modules imported: {heavy or 'none'}")
+    print(f"\n{'step (alone, in one process)':<34}{'CPU s':>8}{'wall s':>8}")
+    for name, c, w in breakdown(path):
+        print(f"{name:<34}{c:>8.2f}{w:>8.2f}")
     print("all runs (wall s, RSS GiB): anchor", [(round(r[0], 2), round(r[1] / gib, 2)) for r in anchor],
           "validate", [(round(r[0], 2), round(r[1] / gib, 2)) for r in ours])
 
