@@ -70,7 +70,7 @@ def print_summary(audit: Audit) -> None:
         table.add_column(col, overflow="fold")
     for name, m in audit.headline():
         table.add_row(name, *format_metric(m))
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=None if Console().is_terminal else 120)
     console.print(table)
     for name, reason in audit.skipped.items():
         console.print(f"skipped {name}: {reason}", markup=False)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 
 def print_checks(result: GateResult) -> None:
-    """The checks table and the verdict on stdout."""
+    """The checks table (skipped checks on one line) and the verdict, on stdout."""
     from rich.console import Console
     from rich.table import Table
 
@@ -45,11 +45,15 @@ def print_checks(result: GateResult) -> None:
     table = Table(title="prefaudit gate", title_justify="left")
     for col in ("status", "metric", "check", "detail"):
         table.add_column(col, overflow="fold")
-    for r in result.checks.iter_rows(named=True):
+    shown = result.checks.filter(result.checks["status"] != "skip")
+    for r in shown.iter_rows(named=True):
         table.add_row(f"[{colour[r['status']]}]{r['status']}[/]", r["metric"],
                       f"{r['kind']} ({r['severity']})", r["message"])
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=None if Console().is_terminal else 120)
     console.print(table)
+    skipped = sorted(set(result.checks.filter(result.checks["status"] == "skip")["metric"].to_list()))
+    if skipped:
+        console.print(f"skipped (metric undefined): {', '.join(skipped)}", markup=False)
     c = result.counts
     console.print(f"verdict: [bold {colour[result.verdict]}]{result.verdict.upper()}[/] "
                   f"({c['pass']} pass, {c['warn']} warn, {c['fail']} fail, {c['skip']} skipped)")
