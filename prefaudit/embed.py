@@ -357,10 +357,13 @@ def _progress_bar(total: int, enabled: bool) -> Iterator[Any]:
 def _load_sentence_transformer(source: str, device: str, *, local: bool, quiet: bool) -> Any:
     from sentence_transformers import SentenceTransformer
 
-    if not local:
-        return SentenceTransformer(source, device=device)
-    with _offline(quiet):
-        return SentenceTransformer(source, device=device, local_files_only=True)
+    try:
+        if not local:
+            return SentenceTransformer(source, device=device)
+        with _offline(quiet):
+            return SentenceTransformer(source, device=device, local_files_only=True)
+    except (OSError, ValueError) as exc:  # unknown name, no network, not a model folder
+        raise ConfigError(f"could not load embedding model {source!r}: {exc}") from exc
 
 
 class _Encoder:
@@ -416,6 +419,7 @@ class _OnnxEncoder(_Encoder):
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def _preprocess(self, texts: list[str]) -> dict[str, Any]:

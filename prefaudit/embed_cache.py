@@ -1,9 +1,9 @@
 """On-disk embedding cache: one SQLite file per (model, backend), rows keyed by a text hash.
 
 SQLite in WAL mode with a busy timeout lets several processes (e.g. pytest-xdist workers, or two
-audits at once) read and write the same cache safely; ``INSERT OR IGNORE`` makes concurrent writes
-of the same text harmless. Vectors are stored as raw float32 bytes, so a cached vector is returned
-bit-for-bit as it was computed. Text is hashed (BLAKE2b, 128 bits), never stored.
+audits at once) read and write the same cache safely; ``INSERT OR REPLACE`` makes concurrent writes
+of the same text harmless (the same vector is written twice). Vectors are stored as raw float32
+bytes, so a cached vector is returned bit for bit as it was computed. Text is hashed (BLAKE2b, 128 bits), never stored.
 """
 
 from __future__ import annotations
@@ -78,13 +78,13 @@ class EmbeddingCache:
         return found
 
     def put_many(self, hashes: Sequence[bytes], vectors: np.ndarray) -> None:
-        """Store vectors (rows of a float32 array) under their hashes; existing rows are kept."""
+        """Store vectors (rows of a float32 array) under their hashes (replacing any old row)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         rows = ((h, vectors[i].tobytes()) for i, h in enumerate(hashes))
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                con.executemany("INSERT OR IGNORE INTO vectors (h, v) VALUES (?, ?)", rows)
+                con.executemany("INSERT OR REPLACE INTO vectors (h, v) VALUES (?, ?)", rows)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

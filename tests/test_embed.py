@@ -137,6 +137,10 @@ def test_empty_and_typed_errors(cache_dir):
         Embedder(batch_size=0)
     with pytest.raises(ConfigError, match="not a model folder"):
         Embedder(cache_dir / "no-such-model-folder")
+    # a hub name that is not available offline: a typed error when the model is first needed
+    missing = Embedder("prefaudit-tests/no-such-model", cache_dir=cache_dir, backend="torch")
+    with pytest.raises(ConfigError, match="could not load embedding model"):
+        missing.encode(["needs the model"])
 
 
 def test_params_stored_unchanged(tmp_path):
@@ -188,6 +192,7 @@ def test_cache_safe_with_two_processes(tmp_path):
 
 def test_onnx_backends_match_torch(first, cache_dir):
     pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
     _, X, _ = first
     onnx = Embedder(cache_dir=cache_dir, backend="onnx", batch_size=4)
     Y = onnx.encode(TEXTS)
