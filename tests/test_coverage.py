@@ -101,10 +101,10 @@ def test_real_prompts_hh_vs_llmbar_separate(embedder, hh_path, llmbar_dir) -> No
     from prefaudit.data.load import load
 
     hh = load(hh_path).df.sample(fraction=1.0, shuffle=True, seed=0)
-    train = PreferenceSet(hh.head(1000))
-    held = hh.slice(1000, 200)["prompt"]
+    train = PreferenceSet(hh.head(800))
+    held = hh.slice(800, 150)["prompt"]
     lb = pl.concat([load(p).df.select("prompt") for p in sorted(glob.glob(str(llmbar_dir / "LLMBar_*.json")))])
-    other = lb["prompt"].unique(maintain_order=True).head(200)
+    other = lb["prompt"].unique(maintain_order=True).head(150)
     target = pl.DataFrame({"prompt": pl.concat([held, other])})
     is_other = np.r_[np.zeros(held.len(), bool), np.ones(other.len(), bool)]
     res = CoverageAnalyzer().run(train, AuditContext(embedder=embedder, target=target))
@@ -207,15 +207,15 @@ def test_without_target_metrics_undefined_and_scores_neutral() -> None:
     class Planted:
         def encode(self, texts: list[str]) -> np.ndarray:
             rng = np.random.default_rng(abs(hash(tuple(texts))) % 2**32)
-            centre = {"cook": 0, "car": 1, "tax": 2}
+            centre = {"cook": 0, "car": 1, "tax": 2, "dog": 3, "sky": 4}
             base = np.eye(8)[[centre[t.split()[0]] for t in texts]]
             return _unit(base + 0.05 * rng.normal(size=(len(texts), 8)))
 
-    prompts = [f"{w} question {i}" for w in ("cook", "car", "tax") for i in range(40)]
-    data = PreferenceSet(pl.DataFrame({"pair_id": [str(i) for i in range(120)], "prompt": prompts,
-                                       "chosen": ["c"] * 120, "rejected": ["r"] * 120}))
+    prompts = [f"{w} question {i}" for w in ("cook", "car", "tax", "dog", "sky") for i in range(40)]
+    data = PreferenceSet(pl.DataFrame({"pair_id": [str(i) for i in range(200)], "prompt": prompts,
+                                       "chosen": ["c"] * 200, "rejected": ["r"] * 200}))
     res = CoverageAnalyzer().run(data, AuditContext(embedder=Planted()))
-    assert res.metrics["coverage.n_clusters"].value == 3
+    assert res.metrics["coverage.n_clusters"].value == 5
     assert res.metrics["coverage.target_gap_share"].value is None
     assert "target" in res.metrics["coverage.target_ood_share"].note
     assert (res.pairs["coverage_score"] == 1.0).all() and not res.pairs["coverage_flag"].any()

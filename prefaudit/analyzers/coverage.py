@@ -1,7 +1,7 @@
 """Coverage: prompt clusters, out-of-distribution target prompts and gap clusters.
 
 Pure functions underneath (:func:`knn_cosine`, :func:`choose_k`, :func:`cluster_terms`,
-:func:`ood_scores`, :func:`gap_mask`) and :class:`CoverageAnalyzer` on top. Needs prompt embeddings
+:func:`ood_model`, :func:`gap_mask`) and :class:`CoverageAnalyzer` on top. Needs prompt embeddings
 (``context.embedder``); without them the analyzer skips with that reason (``--no-embeddings``).
 
 How it works:
@@ -11,10 +11,13 @@ How it works:
   points, ``MiniBatchKMeans`` beyond, so it scales to millions). Each side gets equal total weight,
   so a topic that only the target holds forms clusters of its own instead of being absorbed into
   the nearest training cluster: that is how a withheld topic shows up as a gap. k is chosen from the
-  data: the best silhouette on a (balanced) sample of at most 2,000 points (projected to 64 principal components) over a grid of k in
-  [``k_min``, ``k_max``]. Clusters are named by their most distinctive terms (class-based TF-IDF:
-  term frequency within the cluster times log(1 + average cluster size in words / term frequency
-  overall)).
+  data: the best silhouette on a (balanced) sample of at most 2,000 points (projected to 64 principal
+  components) over a grid of k in [``k_min``, ``k_max``] = [4, 30]. Clusters are named by their most
+  distinctive terms (class-based TF-IDF: term frequency within the cluster times log(1 + average
+  cluster size in words / term frequency overall), terms over-represented in the cluster first).
+  On real prompts the silhouette curve is often flat (hh-rlhf: 0.10-0.13 for every k), and k = 2 or
+  3 lumps a withheld topic together with in-distribution prompts; ``k_min = 4`` comes from the
+  benchmark below.
 - **Out of distribution.** A target prompt's ``ood_score`` is its mean cosine distance (1 - cos) to
   its ``n_neighbors`` nearest distinct training prompts. It is ``ood_flag``-ged when that is above
   the ``ood_quantile`` (0.95) quantile of the same statistic for the training prompts themselves,
@@ -23,8 +26,12 @@ How it works:
   the reference for both (the calibration stays exact).
 - **Gap clusters.** A cluster is a gap when its share of target prompts is at least ``gap_ratio``
   (R) times its share of training pairs, or when it holds fewer than ``gap_min_train`` (m) distinct
-  training prompts and at least one target prompt. Defaults R = 2, m = 5 come from
-  ``benchmarks/bench_coverage.py`` (see benchmarks/RESULTS.md, "Coverage (issue 4)").
+  training prompts and at least one target prompt. Defaults R = 2, m = 5 (and k_min = 4) come from
+  ``benchmarks/bench_coverage.py`` (benchmarks/RESULTS.md, "Coverage (issue 4)"): on synthetic data
+  with a withheld topic R >= 2 keeps false gaps under 1% while every R <= 3 finds >= 91% of the
+  withheld prompts; m between 1 and 20 barely matters there, m = 5 guards against clusters too small
+  to estimate a share from. Target prompts that are out of distribution but land in a
+  well-covered cluster still count in ``coverage.target_ood_share``.
 - **Per pair.** ``coverage_cluster`` always. With a target set, ``coverage_score`` is the share of
   target prompts at least as far from the rest of the target as this pair's prompt is from the target
   (an empirical p-value; low = the pair's prompt is off-target) and ``coverage_flag`` marks pairs
@@ -313,7 +320,7 @@ class CoverageAnalyzer:
 
     name = "coverage"
 
-    def __init__(self, *, k: int | None = None, k_min: int = 2, k_max: int = 30, n_neighbors: int = 5,
+    def __init__(self, *, k: int | None = None, k_min: int = 4, k_max: int = 30, n_neighbors: int = 5,
                  ood_quantile: float = 0.95, gap_ratio: float = 2.0, gap_min_train: int = 5,
                  max_reference: int = 20_000, silhouette_sample: int = 2000, n_terms: int = 5,
                  n_examples: int = 3, map_points: int = 1500, threads: int | None = 1) -> None:
@@ -397,40 +404,52 @@ class CoverageAnalyzer:
                                                     "silhouette (cosine) of the chosen k on a sample")
         pairs = pl.DataFrame({"pair_id": df["pair_id"].cast(pl.Utf8), "coverage_cluster": lab_tr[tr_inv]})
         details: dict[str, Any] = {"silhouette": sil}
-        ood_tg = np.zeros(0)
+        ood_tg = np.zeros(len(tg_texts))
+        min_ref = self.n_neighbors + 2
         if has_target:
-            model = ood_model(x_tr, k=self.n_neighbors, quantile=self.ood_quantile,
-                              max_reference=self.max_reference, seed=seed)
-            ood_tg = model.score(x_tg)
-            flag_tg = ood_tg > model.threshold
             t_rows = tp.len()
             in_gap = gap[lab_tg][tg_inv]
             metrics["coverage.target_gap_share"] = Metric.proportion(
                 int(in_gap.sum()), t_rows, f"gap: target share >= {self.gap_ratio:g} x training share, or "
                 f"< {self.gap_min_train} training prompts")
-            metrics["coverage.target_ood_share"] = Metric.proportion(
-                int(flag_tg[tg_inv].sum()), t_rows,
-                f"k-NN distance above the training prompts' own {self.ood_quantile:g} quantile")
-            metrics["coverage.ood_threshold"] = Metric(
-                model.threshold, quantile_interval(model.loo, self.ood_quantile), model.loo.size,
-                f"{self.ood_quantile:g} quantile of leave-one-out {model.k}-NN cosine distances",
-                "order statistics")
             metrics["coverage.n_gap_clusters"] = Metric.count(int(gap.sum()))
+            if len(tr_texts) >= min_ref:
+                model = ood_model(x_tr, k=self.n_neighbors, quantile=self.ood_quantile,
+                                  max_reference=self.max_reference, seed=seed)
+                ood_tg = model.score(x_tg)
+                flag_tg = ood_tg > model.threshold
+                metrics["coverage.target_ood_share"] = Metric.proportion(
+                    int(flag_tg[tg_inv].sum()), t_rows,
+                    f"k-NN distance above the training prompts' own {self.ood_quantile:g} quantile")
+                metrics["coverage.ood_threshold"] = Metric(
+                    model.threshold, quantile_interval(model.loo, self.ood_quantile), model.loo.size,
+                    f"{self.ood_quantile:g} quantile of leave-one-out {model.k}-NN cosine distances",
+                    "order statistics")
+            else:
+                flag_tg = np.zeros(len(tg_texts), bool)
+                ood_tg = np.full(len(tg_texts), np.nan)
+                metrics["coverage.target_ood_share"] = Metric.undefined(
+                    f"fewer than {min_ref} distinct training prompts: no k-NN reference", t_rows)
             details["target"] = pl.DataFrame({
                 "prompt": tp, "ood_score": ood_tg[tg_inv], "ood_flag": flag_tg[tg_inv],
                 "cluster": lab_tg[tg_inv]})
-            # training pairs far from every target prompt (off-target)
-            tg_model = ood_model(x_tg, k=self.n_neighbors, quantile=self.ood_quantile,
-                                 max_reference=self.max_reference, seed=seed)
-            d_tr = tg_model.score(x_tr)
-            p = tg_model.p_value(d_tr)
-            pairs = pairs.with_columns(
-                pl.Series("coverage_score", p[tr_inv]), pl.Series("coverage_flag", (d_tr > tg_model.threshold)[tr_inv]),
-                pl.Series("coverage_target_distance", d_tr[tr_inv]))
-            metrics["coverage.train_off_target_share"] = Metric.proportion(
-                int(pairs["coverage_flag"].sum()), pairs.height,
-                "training pairs whose prompt is farther from the target prompts than "
-                f"{self.ood_quantile:g} of the target prompts are from each other")
+            if len(tg_texts) >= min_ref:  # training pairs far from every target prompt (off-target)
+                tg_model = ood_model(x_tg, k=self.n_neighbors, quantile=self.ood_quantile,
+                                     max_reference=self.max_reference, seed=seed)
+                d_tr = tg_model.score(x_tr)
+                pairs = pairs.with_columns(
+                    pl.Series("coverage_score", tg_model.p_value(d_tr)[tr_inv]),
+                    pl.Series("coverage_flag", (d_tr > tg_model.threshold)[tr_inv]),
+                    pl.Series("coverage_target_distance", d_tr[tr_inv]))
+                metrics["coverage.train_off_target_share"] = Metric.proportion(
+                    int(pairs["coverage_flag"].sum()), pairs.height,
+                    "training pairs whose prompt is farther from the target prompts than "
+                    f"{self.ood_quantile:g} of the target prompts are from each other")
+            else:
+                pairs = pairs.with_columns(pl.lit(1.0).alias("coverage_score"),
+                                           pl.lit(False).alias("coverage_flag"))
+                metrics["coverage.train_off_target_share"] = Metric.undefined(
+                    f"fewer than {min_ref} distinct target prompts", pairs.height)
         else:
             note = "no target prompts given (--target)"
             for name in ("coverage.target_gap_share", "coverage.target_ood_share"):
@@ -457,7 +476,7 @@ class CoverageAnalyzer:
     def _examples(self, texts: list[str], labels: np.ndarray, ood: np.ndarray, k: int) -> list[list[str]]:
         """Per cluster, up to ``n_examples`` target prompts (the farthest from training first)."""
         out: list[list[str]] = [[] for _ in range(k)]
-        for i in np.argsort(-ood, kind="stable"):
+        for i in np.argsort(-np.nan_to_num(ood, nan=0.0), kind="stable"):
             c = int(labels[i])
             if len(out[c]) < self.n_examples:
                 out[c].append(texts[i][:300])
