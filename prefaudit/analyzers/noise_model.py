@@ -1,0 +1,199 @@
+"""The cross-fitted, swap-symmetric preference model behind label-noise estimation without annotations.
+
+Pure functions (usable alone):
+
+- :func:`difference_features` — per pair, features of the chosen response minus the same features of
+  the rejected one: TF-IDF of the response text (word 1-2-grams, sublinear tf), prompt–response
+  relevance (TF-IDF cosine; with an embedder also the embedding cosine), surface features
+  (:mod:`prefaudit.analyzers.surface`, log1p counts) and, with an embedder, the response embedding.
+  A difference changes sign when the two responses swap, so a linear model without intercept on it
+  gives P(b over a) = 1 - P(a over b) by construction.
+- :func:`crossfit_scores` — out-of-fold logits s of "the recorded chosen response is better": a
+  logistic regression without intercept, trained on both orientations of every training pair
+  ((d, 1) and (-d, 0)), K folds grouped by prompt (a prompt's pairs share a fold);
+  :func:`repeated_crossfit` averages them over several fold splits (on the synthetic data one split
+  moves the estimated rate by +-0.02).
+- :func:`fit_flip_calibration` — the symmetric label-flip model on those logits,
+  P(recorded label | s) = rho + (1 - 2 rho) sigmoid(beta s), fitted by maximum likelihood: rho is the
+  estimated share of recorded labels that are wrong (the floor the agreement curve does not rise
+  above, however confident the model), beta recalibrates the logits.
+- :func:`flip_posterior` — per pair, P(the recorded preference is wrong | s) under that fit.
+- :func:`select_c` runs the cross-fit for a grid of L2 strengths and keeps the one whose calibrated
+  out-of-fold likelihood is best (optional: :data:`DEFAULT_C` is what that selection picked on the
+  synthetic data and what did best on hh-rlhf).
+
+The defaults (feature weights, C grid) come from ``benchmarks/bench_noise.py`` on hh-rlhf and the
+synthetic generator; see benchmarks/RESULTS.md, "Label noise (issue 3)".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from scipy.optimize import minimize
+from scipy.special import expit
+from threadpoolctl import threadpool_limits
+
+if TYPE_CHECKING:
+    from prefaudit.embed import Embedder
+
+C_GRID: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
+DEFAULT_C = 0.1
+RELEVANCE_WEIGHT = 3.0  # a single column competes with thousands of TF-IDF ones
+SURFACE_WEIGHT = 0.3
+
+
+@dataclass
+class Features:
+    """Difference features of n pairs (chosen minus rejected) and the names of the blocks used."""
+
+    x: sp.csr_matrix
+    blocks: list[str] = field(default_factory=list)
+
+
+def _tfidf(texts: Sequence[str], max_features: int):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=max_features,
+                          dtype=np.float32)
+    try:
+        vec.fit(texts)
+    except ValueError:  # no term appears twice: fall back to every term
+        vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32).fit(texts)
+    return vec
+
+
+def _rowdot(a: sp.csr_matrix | np.ndarray, b: sp.csr_matrix | np.ndarray) -> np.ndarray:
+    if sp.issparse(a):
+        return np.asarray(a.multiply(b).sum(axis=1)).ravel()
+    return np.einsum("ij,ij->i", a, b)
+
+
+def difference_features(prompts: Sequence[str], chosen: Sequence[str], rejected: Sequence[str], *,
+                        embedder: Embedder | None = None, max_features: int = 200_000) -> Features:
+    """Chosen-minus-rejected features of each pair (module docstring: which and why)."""
+    from prefaudit.analyzers.surface import feature_exprs
+
+    n = len(chosen)
+    vec = _tfidf(list(chosen) + list(rejected), max_features)
+    tc, tr, tp = vec.transform(chosen), vec.transform(rejected), vec.transform(prompts)
+    blocks = ["tfidf", "tfidf_relevance", "surface"]
+    dense = [RELEVANCE_WEIGHT * (_rowdot(tc, tp) - _rowdot(tr, tp))]
+    fr = pl.DataFrame({"c": list(chosen), "r": list(rejected)})
+    sc = np.log1p(fr.select(feature_exprs("c")).to_numpy().astype(float))
+    sr = np.log1p(fr.select(feature_exprs("r")).to_numpy().astype(float))
+    sd = sc - sr
+    rms = np.sqrt(np.mean(sd * sd, axis=0))
+    sd = SURFACE_WEIGHT * sd / np.where(rms > 0, rms, 1.0) / np.sqrt(sd.shape[1])
+    mats = [tc - tr, sp.csr_matrix(np.column_stack(dense)), sp.csr_matrix(sd)]
+    if embedder is not None:
+        ec = np.asarray(embedder.encode(list(chosen)), dtype=np.float32)
+        er = np.asarray(embedder.encode(list(rejected)), dtype=np.float32)
+        ep = np.asarray(embedder.encode(list(prompts)), dtype=np.float32)
+        mats += [sp.csr_matrix(ec - er), sp.csr_matrix(RELEVANCE_WEIGHT * (_rowdot(ec, ep) - _rowdot(er, ep))[:, None])]
+        blocks += ["embedding", "embedding_relevance"]
+    x = sp.hstack(mats, format="csr", dtype=np.float64)
+    assert x.shape[0] == n
+    return Features(x, blocks)
+
+
+def prompt_folds(prompts: Sequence[str], k: int, seed: int) -> np.ndarray:
+    """Fold index per pair, grouped by prompt (identical prompts share a fold), seeded."""
+    codes = pl.Series(list(prompts), dtype=pl.Utf8).rank("dense").to_numpy().astype(np.int64) - 1
+    n_groups = int(codes.max()) + 1 if codes.size else 0
+    order = np.random.default_rng(seed).permutation(n_groups)
+    return order[codes] % max(1, min(k, n_groups))
+
+
+def crossfit_scores(x: sp.csr_matrix, folds: np.ndarray, c: float) -> np.ndarray:
+    """Out-of-fold logits that the chosen side (the sign of each row of ``x``) is better."""
+    from sklearn.linear_model import LogisticRegression
+
+    s = np.zeros(x.shape[0])
+    for f in np.unique(folds):
+        test = folds == f
+        train = x[~test]
+        if train.shape[0] == 0:
+            continue
+        model = LogisticRegression(C=c, fit_intercept=False, max_iter=5000)
+        model.fit(sp.vstack([train, -train], format="csr"),
+                  np.r_[np.ones(train.shape[0]), np.zeros(train.shape[0])])
+        s[test] = model.decision_function(x[test])
+    return s
+
+
+def repeated_crossfit(x: sp.csr_matrix, prompts: Sequence[str], c: float, *, k: int = 5, repeats: int = 3,
+                      seed: int = 0, first: np.ndarray | None = None) -> np.ndarray:
+    """Out-of-fold logits averaged over ``repeats`` cross-fits with different prompt-grouped fold
+    splits (seeds ``seed``, ``seed + 1``...): the estimate then depends less on one split.
+    ``first``: logits already computed for the split of ``seed``."""
+    runs = []
+    for r in range(repeats):
+        if r == 0 and first is not None:
+            runs.append(first)
+        else:
+            runs.append(crossfit_scores(x, prompt_folds(prompts, k, seed + r), c))
+    return np.mean(runs, axis=0)
+
+
+def _nll(theta: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+    """Weighted mean negative log-likelihood of the flip model and its gradient in (beta, rho)."""
+    beta, rho = theta
+    q = expit(beta * s)
+    p = np.maximum(rho + (1 - 2 * rho) * q, 1e-12)
+    g_beta = -(w * (1 - 2 * rho) * q * (1 - q) * s / p).sum()
+    g_rho = -(w * (1 - 2 * q) / p).sum()
+    return float(-(w * np.log(p)).sum()), np.array([g_beta, g_rho])
+
+
+def fit_flip_calibration(s: np.ndarray, *, weights: np.ndarray | None = None,
+                         start: tuple[float, float] | None = None) -> tuple[float, float, float]:
+    """Maximum-likelihood (beta, rho) of P(recorded label | s) = rho + (1 - 2 rho) sigmoid(beta s).
+
+    ``s`` are logits of the recorded label being right. Returns (beta, rho, mean negative log-likelihood).
+    Several starts (or one given ``start``) with L-BFGS-B, beta in [1e-3, 100], rho in [0, 0.49].
+    """
+    s = np.asarray(s, dtype=float)
+    w = np.full(s.size, 1.0 / s.size) if weights is None else np.asarray(weights, float) / np.sum(weights)
+    starts = [start] if start is not None else [(b, r) for b in (0.5, 3.0) for r in (0.02, 0.25)]
+    best = None
+    with threadpool_limits(1):  # tiny BLAS calls: threads only contend (10x slower on a busy machine)
+        for b0, r0 in starts:
+            res = minimize(_nll, np.array([b0, r0]), args=(s, w), jac=True, method="L-BFGS-B",
+                           bounds=[(1e-3, 100.0), (0.0, 0.49)])
+            if best is None or res.fun < best.fun:
+                best = res
+    return float(best.x[0]), float(best.x[1]), float(best.fun)
+
+
+def flip_posterior(s: np.ndarray, beta: float, rho: float, floor: float = 1e-6) -> np.ndarray:
+    """P(recorded label wrong | s) = rho (1 - q) / (rho (1 - q) + (1 - rho) q), q = sigmoid(beta s).
+
+    ``rho`` is floored at ``floor`` so that the posterior keeps the model's ranking when rho is ~0.
+    """
+    rho = max(rho, floor)
+    q = expit(beta * s)
+    wrong = rho * (1 - q)
+    return wrong / (wrong + (1 - rho) * q)
+
+
+def select_c(x: sp.csr_matrix, folds: np.ndarray, grid: Sequence[float] = C_GRID
+             ) -> tuple[float, np.ndarray, dict[float, float]]:
+    """Cross-fit for each C of ``grid``; keep the C whose calibrated out-of-fold NLL is lowest.
+
+    Returns (C, its out-of-fold logits, {C: NLL}).
+    """
+    best: tuple[float, np.ndarray] | None = None
+    scores: dict[float, float] = {}
+    for c in grid:
+        s = crossfit_scores(x, folds, c)
+        scores[c] = fit_flip_calibration(s)[2]
+        if best is None or scores[c] < scores[best[0]]:
+            best = (c, s)
+    assert best is not None
+    return best[0], best[1], scores
