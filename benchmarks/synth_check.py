@@ -23,7 +23,6 @@ import re
 import time
 
 import numpy as np
-import polars as pl
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
@@ -70,6 +69,16 @@ def oof_proba(x_pos: np.ndarray, seed: int, folds: int = 5) -> np.ndarray:
         clf = LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
         p[te] = (clf.predict_proba(x_pos[te])[:, 1] + 1 - clf.predict_proba(-x_pos[te])[:, 1]) / 2
     return p
+
+
+def cleanlab_issues(p_recorded: np.ndarray, seed: int) -> np.ndarray:
+    """cleanlab's find_label_issues on P(recorded chosen is better), each pair in a random a/b order."""
+    from cleanlab.filter import find_label_issues
+
+    swap = np.random.default_rng(seed).random(len(p_recorded)) < 0.5
+    labels = np.where(swap, 0, 1)
+    p1 = np.where(swap, 1 - p_recorded, p_recorded)
+    return find_label_issues(labels, np.c_[1 - p1, p1])
 
 
 SURFACE = {
@@ -156,6 +165,10 @@ def main() -> None:
         p = oof_proba(sign * x, args.seed)  # P(recorded chosen is better)
         rows += [(f"20% flips: AUROC of P(wrong) for flipped, {name}", f"{roc_auc_score(flipped, 1 - p):.3f}"),
                  (f"20% flips: estimated rate mean P(wrong), {name}", f"{(1 - p).mean():.3f} (truth {flipped.mean():.3f})")]
+        issues = cleanlab_issues(p, args.seed)
+        rows.append((f"20% flips: cleanlab find_label_issues, {name}",
+                     f"share {issues.mean():.3f}, precision {flipped[issues].mean():.3f}, "
+                     f"recall {issues[flipped].mean():.3f}"))
 
     # length bias
     b, ci = length_coef(df["chosen"].to_list(), df["rejected"].to_list())
@@ -177,7 +190,6 @@ def main() -> None:
           f"(withheld {list(clean.withheld_topics)}), {time.time() - t0:.0f} s")
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
-    _ = pl  # polars is the data layer of the frames above
 
 
 if __name__ == "__main__":

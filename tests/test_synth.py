@@ -212,6 +212,7 @@ def test_withheld_topics(clean):
     assert tgt.height == 400 and tgt["withheld"].sum() == 100
     assert set(tgt.filter(pl.col("withheld"))["topic"]) == {"astronomy"}
     assert set(tgt.filter(~pl.col("withheld"))["topic"]) <= set(clean.topics)
+    assert synth.make(50, withheld_topics="pets", n_target=20, n_eval=0).withheld_topics == ("pets",)
     none = synth.make(200, withheld_topics=(), n_target=50, n_eval=10)
     assert not none.target["withheld"].any() and len(none.topics) == len(TOPICS)
 

@@ -314,7 +314,7 @@ def make(
     n_annotators: int = 0,
     annotator_accuracies: Sequence[float] | None = None,
     votes_per_pair: int | None = None,
-    withheld_topics: Sequence[str] = DEFAULT_WITHHELD,
+    withheld_topics: Sequence[str] | str = DEFAULT_WITHHELD,
     n_target: int = 400,
     target_withheld_share: float = 0.25,
     n_eval: int = 500,
@@ -329,12 +329,14 @@ def make(
     ``n_annotators`` / ``annotator_accuracies`` — multi-annotator data (accuracies default to evenly
     spaced from 0.95 down to 0.6; given accuracies set the count); ``votes_per_pair`` — raters per pair
     (default all); ``withheld_topics`` — topics absent from training and eval, present in the target
-    set (default ``("astronomy",)``; ``()`` for none); ``n_target`` target prompts of which
+    set (default ``("astronomy",)``; a single name is fine; ``()`` for none); ``n_target`` target prompts of which
     ``target_withheld_share`` are from withheld topics; ``n_eval`` clean eval pairs.
     """
-    withheld = tuple(dict.fromkeys(withheld_topics))
+    withheld = (withheld_topics,) if isinstance(withheld_topics, str) else tuple(dict.fromkeys(withheld_topics))
     if annotator_accuracies is not None:
         accuracies = [float(a) for a in annotator_accuracies]
+        if not accuracies:
+            raise ConfigError("annotator_accuracies is empty")
         if n_annotators and n_annotators != len(accuracies):
             raise ConfigError(f"n_annotators={n_annotators} but {len(accuracies)} accuracies given")
     elif n_annotators > 0:
