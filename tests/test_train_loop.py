@@ -224,14 +224,21 @@ def test_bf16_autocast_path_runs_on_cpu(data, model_dir):
 
 def test_batch_schedule_buckets_and_covers_each_epoch():
     rng = np.random.default_rng(0)
-    lengths = rng.integers(5, 200, size=64).tolist()
-    sched = batch_schedule(lengths, 8, 16, seed=1, bucket_batches=8)
-    assert sched == batch_schedule(lengths, 8, 16, seed=1, bucket_batches=8)
-    for epoch in (sched[:8], sched[8:]):
-        assert sorted(i for b in epoch for i in b) == list(range(64))
-    random_batches = batch_schedule(lengths, 8, 16, seed=1, bucket_batches=1)
-    padded = lambda s: sum(len(b) * max(lengths[i] for i in b) for b in s)  # noqa: E731
-    assert padded(sched) < 0.8 * padded(random_batches)
+    p_len, r_len = rng.integers(5, 200, size=256), rng.integers(1, 80, size=256)
+    sched = batch_schedule(p_len, r_len, 8, 64, seed=1, bucket_batches=32)
+    assert sched == batch_schedule(p_len, r_len, 8, 64, seed=1, bucket_batches=32)
+    assert sched != batch_schedule(p_len, r_len, 8, 64, seed=2, bucket_batches=32)
+    for epoch in (sched[:32], sched[32:]):
+        assert sorted(i for b in epoch for i in b) == list(range(256))
+    random_batches = batch_schedule(p_len, r_len, 8, 64, seed=1, bucket_batches=1)
+
+    def padded(s, shared):  # tokens after padding, in the plain or the shared-prompt layout
+        if shared:
+            return sum(len(b) * (max(p_len[b]) + 2 * max(r_len[b])) for b in s)
+        return sum(2 * len(b) * max(p_len[b] + r_len[b]) for b in s)
+
+    assert padded(sched, True) < 0.8 * padded(random_batches, True)
+    assert padded(sched, False) < 0.8 * padded(random_batches, False)
 
 
 def test_generate_is_reproducible(data, model_dir):

@@ -15,20 +15,40 @@ import torch
 from prefaudit.train.truncation import TruncatedPair
 
 
-def batch_schedule(lengths: Sequence[int], batch_size: int, steps: int, seed: int = 0,
-                   bucket_batches: int = 64) -> list[list[int]]:
+def length_batches(prompt_len: np.ndarray, response_len: np.ndarray, indices: Sequence[int], batch_size: int,
+                   group_batches: int = 8) -> list[list[int]]:
+    """Cut ``indices`` into batches of similar shape: by prompt length, then by response length.
+
+    The pairs are sorted by prompt length (longest first) and taken ``group_batches`` batches at a
+    time; inside such a group they are sorted by response length before being cut. A batch then
+    has both a narrow range of prompt lengths and of response lengths — what the shared-prompt
+    layout pads to — and a narrow range of total lengths too.
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    idx = idx[np.argsort(-prompt_len[idx], kind="stable")]
+    group = max(1, group_batches) * batch_size
+    out: list[list[int]] = []
+    for g in range(0, len(idx), group):
+        chunk = idx[g:g + group]
+        chunk = chunk[np.argsort(-response_len[chunk], kind="stable")]
+        out.extend(chunk[i:i + batch_size].tolist() for i in range(0, len(chunk), batch_size))
+    return out
+
+
+def batch_schedule(prompt_len: Sequence[int], response_len: Sequence[int], batch_size: int, steps: int,
+                   seed: int = 0, bucket_batches: int = 64) -> list[list[int]]:
     """Global batches (lists of pair indices) for ``steps`` optimizer steps.
 
     Pairs are drawn epoch by epoch, each epoch a fresh permutation (seeded by ``seed`` and the epoch),
     so every pair is seen once per epoch and nothing is dropped. The stream is cut into windows of
-    ``bucket_batches`` batches; inside a window the pairs are sorted by length (longest first) and cut
-    into batches, and the batches are shuffled — padding waste falls while the order stays random.
-    ``bucket_batches=1`` gives plain random batches. Within a batch, pairs are sorted by length.
+    ``bucket_batches`` batches; inside a window the pairs are grouped by length
+    (:func:`length_batches`, in groups of an eighth of the window) and the batches shuffled — padding waste falls while the order stays
+    random. ``bucket_batches=1`` gives plain random batches.
     """
-    n = len(lengths)
+    n = len(prompt_len)
     if n == 0 or batch_size < 1 or steps < 0:
         raise ValueError("batch_schedule needs pairs, batch_size >= 1 and steps >= 0")
-    lengths = np.asarray(lengths)
+    p_len, r_len = np.asarray(prompt_len), np.asarray(response_len)
     need = steps * batch_size
     window = max(1, bucket_batches) * batch_size
     stream: list[int] = []
@@ -39,9 +59,12 @@ def batch_schedule(lengths: Sequence[int], batch_size: int, steps: int, seed: in
     stream = stream[:need]
     batches: list[list[int]] = []
     for w, start in enumerate(range(0, need, window)):
-        chunk = np.asarray(stream[start:start + window])
-        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        cut = [chunk[i:i + batch_size].tolist() for i in range(0, len(chunk), batch_size)]
+        chunk = stream[start:start + window]
+        if bucket_batches > 1:
+            n_batches = -(-len(chunk) // batch_size)
+            cut = length_batches(p_len, r_len, chunk, batch_size, max(1, n_batches // 8))
+        else:
+            cut = [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
         order = np.random.default_rng([seed, 1_000_003, w]).permutation(len(cut))
         batches.extend(cut[i] for i in order)
     return batches
@@ -50,6 +73,12 @@ def batch_schedule(lengths: Sequence[int], batch_size: int, steps: int, seed: in
 def pair_length(p: TruncatedPair) -> int:
     """Tokens of the longer sequence of a pair (what its padded row costs)."""
     return len(p.prompt) + max(len(p.chosen), len(p.rejected))
+
+
+def pair_shapes(pairs: Sequence[TruncatedPair]) -> tuple[np.ndarray, np.ndarray]:
+    """(prompt lengths, longer-response lengths) of the pairs."""
+    return (np.array([len(p.prompt) for p in pairs], dtype=np.int64),
+            np.array([max(len(p.chosen), len(p.rejected)) for p in pairs], dtype=np.int64))
 
 
 @dataclass
@@ -117,11 +146,19 @@ def _padded(rows: Sequence[Sequence[int]], pad_id: int, left: bool) -> tuple[tor
 
 
 def collate_pairs(pairs: Sequence[TruncatedPair], pad_id: int) -> Batch:
-    """The batch of a list of pairs: chosen rows first, then rejected rows (one forward for both)."""
+    """The batch of a list of pairs: chosen rows first, then rejected rows (one forward for both).
+
+    The shared-prompt layout is added when it pads to fewer tokens than the plain one
+    (``B·max|prompt| + 2B·max|response|`` against ``2B·max(|prompt| + |response|)``).
+    """
     prompts = [p.prompt for p in pairs] * 2
     responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     shared = [min(len(p.chosen), len(p.rejected)) for p in pairs] * 2
     batch = collate_sequences(prompts, responses, pad_id, shared)
+    longest_prompt = max(len(p.prompt) for p in pairs)
+    longest_response = max(max(len(p.chosen), len(p.rejected)) for p in pairs)
+    if longest_prompt + 2 * longest_response >= 2 * batch.input_ids.shape[1]:
+        return batch
     batch.prompt_ids, batch.prompt_mask = _padded([p.prompt for p in pairs], pad_id, left=True)
     batch.response_ids, batch.response_attn = _padded([r for p in pairs for r in (p.chosen, p.rejected)], pad_id,
                                                       left=False)

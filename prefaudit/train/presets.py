@@ -83,6 +83,7 @@ def build_tiny(out_dir: str | Path, texts: Iterable[str], *, seed: int = 0,
     config = GPT2Config(
         vocab_size=len(tok), n_positions=preset.n_positions, n_embd=preset.n_embd, n_layer=preset.n_layer,
         n_head=preset.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        activation_function="gelu_pytorch_tanh",  # GPT-2's tanh GELU, as one fused kernel
         bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
