@@ -1,0 +1,136 @@
+"""Label noise: synthetic ground truth (random flips without annotations, annotator votes), swap symmetry,
+contradictions from the hygiene analyzer, edge cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from prefaudit.analyzers import noise_model as nm
+from prefaudit.analyzers.base import AuditContext
+from prefaudit.analyzers.noise import NoiseAnalyzer
+from prefaudit.data.preference_set import PreferenceSet
+from prefaudit.synth import make
+
+
+@pytest.fixture(scope="module")
+def flipped():
+    data = make(flip_rate=0.2)  # generator defaults otherwise
+    return data, NoiseAnalyzer().run(data.pairs, AuditContext(seed=0))
+
+
+def test_synthetic_flips_rate_and_ranking(flipped) -> None:
+    data, r = flipped
+    truth = data.noise_rate.value
+    assert truth == pytest.approx(0.2)
+    rate = r.metrics["noise.estimated_rate"]
+    assert abs(rate.value - truth) <= 0.05
+    assert rate.ci is not None and rate.ci[0] <= rate.value <= rate.ci[1]
+    j = data.truth.select("pair_id", "flipped").join(r.pairs, on="pair_id")
+    auroc = roc_auc_score(j["flipped"].to_numpy(), -j["noise_score"].to_numpy())
+    assert auroc >= 0.90
+    flags = j["noise_flag"].to_numpy()
+    flips = j["flipped"].to_numpy()
+    assert flips[flags].mean() > 2 * flips.mean()  # flags are enriched for the injected flips
+    assert r.config["embeddings"] is False and "no embedder" in r.config["note"]
+    assert r.pairs["noise_score"].is_between(0, 1).all()
+
+
+def test_plot_and_details(flipped) -> None:
+    from matplotlib.figure import Figure
+
+    _, r = flipped
+    assert isinstance(r.plot(), Figure)
+    cal = r.details["calibration"]
+    assert cal["n"].sum() == r.pairs.height
+    assert r.details["model"]["rho"] == pytest.approx(r.metrics["noise.estimated_rate"].value)
+
+
+def test_difference_features_are_antisymmetric() -> None:
+    data = make(n_pairs=60, n_eval=0, n_target=0, seed=3)
+    df = data.pairs.df
+    p, c, rj = df["prompt"].to_list(), df["chosen"].to_list(), df["rejected"].to_list()
+    x = nm.difference_features(p, c, rj).x
+    x_swapped = nm.difference_features(p, rj, c).x
+    assert abs(x + x_swapped).max() < 1e-9
+    # a model without intercept on these gives P(b over a) = 1 - P(a over b); trained on both
+    # orientations, its out-of-fold logit for the recorded label does not depend on which side is chosen
+    folds = nm.prompt_folds(p, 3, 0)
+    assert np.allclose(nm.crossfit_scores(x, folds, 0.1), nm.crossfit_scores(x_swapped, folds, 0.1), atol=1e-6)
+
+
+def test_swapping_every_pair_changes_nothing() -> None:
+    data = make(n_pairs=150, flip_rate=0.1, n_eval=0, n_target=0, seed=5)
+    an = NoiseAnalyzer(n_repeats=1, n_boot=20)
+    a = an.run(data.pairs)
+    b = an.run(data.pairs.swapped(data.pairs.pair_ids))
+    assert np.allclose(a.pairs["noise_logit"].to_numpy(), b.pairs["noise_logit"].to_numpy(), atol=1e-6)
+    assert a.metrics["noise.estimated_rate"].value == pytest.approx(b.metrics["noise.estimated_rate"].value,
+                                                                    abs=1e-6)
+
+
+def test_flip_calibration_recovers_rho() -> None:
+    rng = np.random.default_rng(0)
+    m = rng.normal(0, 4, 50_000)  # a calibrated model's logit that response a is better
+    a_better = rng.random(m.size) < 1 / (1 + np.exp(-m))
+    recorded_a = a_better ^ (rng.random(m.size) < 0.25)  # 25% of the labels flipped at random
+    s = np.where(recorded_a, m, -m)  # logit that the recorded label is right
+    beta, rho, _ = nm.fit_flip_calibration(s)
+    assert rho == pytest.approx(0.25, abs=0.01) and beta == pytest.approx(1.0, abs=0.1)
+    post = nm.flip_posterior(np.array([10.0, 0.0, -10.0]), 1.0, 0.25)
+    assert post[0] < 0.01 and post[1] == pytest.approx(0.25) and post[2] > 0.99
+
+
+def test_contradictions_feed_the_estimate() -> None:
+    data = make(n_pairs=120, n_eval=0, n_target=0, seed=7)
+    df = data.pairs.df
+    base = df.head(4)
+    # each of 4 pairs appears twice more: once as recorded, once labeled the other way
+    dup = base.with_columns(pl.col("pair_id") + "-dup")
+    contra = base.with_columns(pl.col("pair_id") + "-contra", pl.col("rejected").alias("chosen"),
+                               pl.col("chosen").alias("rejected"))
+    ps = PreferenceSet(pl.concat([df, dup, contra]))
+    r = NoiseAnalyzer(n_repeats=1, n_boot=20).run(ps)
+    marked = r.pairs.filter(pl.col("noise_contradiction").is_not_null())
+    assert marked.height == 12
+    wrong = marked.filter(pl.col("pair_id").is_in(contra["pair_id"].implode()))  # the minority side
+    assert wrong["noise_flag"].all() and (wrong["noise_score"] <= 0.5).all()
+    assert r.metrics["noise.contradiction_share"].value == pytest.approx(12 / ps.df.height)
+    assert r.metrics["noise.estimated_rate"].value >= 4 / ps.df.height
+
+
+def test_annotated_posterior_tracks_wrong_consensus() -> None:
+    data = make(annotator_accuracies=[0.9, 0.8, 0.7, 0.6], n_pairs=800, n_eval=0, n_target=0, seed=2)
+    r = NoiseAnalyzer(n_boot=100).run(data.pairs)
+    assert r.config["source"].startswith("annotations")
+    t = data.truth.join(r.pairs, on="pair_id")
+    wrong = (t["consensus"] != t["true_label"]).to_numpy()
+    assert roc_auc_score(wrong, -t["noise_score"].to_numpy()) >= 0.9
+    assert r.metrics["noise.estimated_rate"].value == pytest.approx(wrong.mean(), abs=0.03)
+    assert 0 < r.metrics["noise.split_vote_share"].value < 1
+    # a recorded label swapped against the votes is seen as wrong
+    ids = data.pairs.df.filter(~pl.col("tie"))["pair_id"].head(50).to_list()
+    r2 = NoiseAnalyzer(n_boot=20).run(data.pairs.swapped(ids))
+    before = r.pairs.filter(pl.col("pair_id").is_in(ids))["noise_score"].mean()
+    after = r2.pairs.filter(pl.col("pair_id").is_in(ids))["noise_score"].mean()
+    assert after < 0.5 < before
+
+
+def test_edge_cases() -> None:
+    empty = PreferenceSet(pl.DataFrame(schema={"pair_id": pl.Utf8, "prompt": pl.Utf8, "chosen": pl.Utf8,
+                                               "rejected": pl.Utf8}))
+    assert NoiseAnalyzer().run(empty).skipped
+    tiny = make(n_pairs=6, n_eval=0, n_target=0).pairs
+    assert "too few" in NoiseAnalyzer().run(tiny).skipped
+    data = make(n_pairs=80, n_eval=0, n_target=0, seed=4, tie_share=0.0)
+    ps = PreferenceSet(data.pairs.df.with_columns((pl.col("pair_id") == data.pairs.pair_ids[0]).alias("tie")))
+    r = NoiseAnalyzer(n_repeats=1, n_boot=20).run(ps)
+    tie_row = r.pairs.filter(pl.col("pair_id") == data.pairs.pair_ids[0])
+    assert tie_row["noise_score"].item() is None and tie_row["noise_flag"].item() is False
+    assert r.metrics["noise.ties_left_out"].value == 1
+    for m in r.metrics.values():
+        assert m.value is None or math.isfinite(m.value)
