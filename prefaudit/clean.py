@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from prefaudit.audit import callable_module
 from prefaudit.errors import ConfigError, InputError
 
 if sys.version_info >= (3, 11):
@@ -455,5 +456,7 @@ def apply_policy(data: PreferenceSet, pairs: pl.DataFrame, policy: Mapping[str, 
               "by_reason": {k: v for k, v in by_reason.items() if v}}
     return CleanResult(cleaned, man, {k: dict(v) for k, v in policy.items()}, counts, audit, data)
 
+
+callable_module(__name__, clean)
 
 __all__ = ["CleanResult", "RULES", "apply_policy", "clean", "debias_resample", "debias_weights", "load_policy"]

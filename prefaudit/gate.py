@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from prefaudit.audit import CONTRACT_METRICS, NAMESPACE_ANALYZER
+from prefaudit.audit import CONTRACT_METRICS, NAMESPACE_ANALYZER, callable_module
 from prefaudit.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -327,6 +327,8 @@ def gate(audit: Audit, thresholds: str | Path | Mapping[str, Any] | Thresholds |
         audit.gate_result = result
     return result
 
+
+callable_module(__name__, gate)
 
 __all__ = ["Check", "DIRECTIONS", "GateResult", "Thresholds", "check_regression", "check_threshold", "gate",
            "load_thresholds", "parse_thresholds"]

@@ -170,3 +170,15 @@ def test_bad_options() -> None:
         audit(_set(), analyzers=["spelling"], embeddings=False)
     with pytest.raises(ConfigError, match="unknown analyzer"):
         audit(_set(), analyzers=[StubNoise()], config={"spelling": {}}, embeddings=False)
+
+
+def test_public_api_callable_after_module_imports() -> None:
+    import prefaudit
+    import prefaudit.audit
+    import prefaudit.clean
+    import prefaudit.gate  # each import binds the package attribute to the module
+
+    a = prefaudit.audit(_set(), analyzers=[StubNoise()], embeddings=False)
+    assert isinstance(a, Audit) and prefaudit.audit.Audit is Audit
+    assert prefaudit.gate(a, {"metrics": {"noise.estimated_rate": {"max": 0.1}}}).verdict == "fail"
+    assert prefaudit.clean(a).counts["pairs_in"] == N
