@@ -203,16 +203,31 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.flo
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
     st.text(max_size=5), inner, max_size=3), max_leaves=6)
 keys = st.sampled_from(["prompt", "chosen", "rejected", "pair_id", "response_a", "response_b", "label",
-                        "annotator_id", "responses", "scores", "tie", "meta", "x"])
+                        "annotator_id", "responses", "scores", "tie", "meta", "x", "label_x", "label_y", "model_a",
+                        "model_b", "timestamp", "output_1", "output_2", "completions", "instance_index",
+                        "evaluator", "preference", "completion_a", "completion_b", "shown_order"])
 records = st.lists(st.dictionaries(keys, values, max_size=8), min_size=1, max_size=8)
 hostile = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.filterwarnings("ignore:.*without a usable prompt")
 @hostile
-@given(recs=records)
-def test_random_records_never_crash(recs):
+@given(recs=records, via=st.sampled_from(["list", "jsonl", "polars"]))
+def test_random_records_never_crash(tmp_path, recs, via):
+    source: object = recs
+    if via == "jsonl":
+        source = tmp_path / "r.jsonl"
+        source.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    elif via == "polars":
+        try:
+            source = pl.DataFrame(recs)
+        except Exception:  # polars cannot hold these values in one frame: nothing to test
+            return
+    for fn in (load_annotations, load_prompts):
+        with contextlib.suppress(PrefauditError):
+            fn(source)
     try:
-        ps = load(recs)
+        ps = load(source)
     except PrefauditError:
         return
     assert ps.source.rows_read == len(recs)
@@ -222,6 +237,7 @@ def test_random_records_never_crash(recs):
         assert ps.annotations.source.rows_read == len(ps.annotations) + ps.annotations.quarantine.height
 
 
+@pytest.mark.filterwarnings("ignore:.*without a usable prompt")
 @hostile
 @given(data=st.binary(max_size=300), suffix=st.sampled_from([".jsonl", ".json", ".csv", ".parquet", ".jsonl.gz", ""]))
 def test_random_bytes_never_crash(tmp_path, data, suffix):

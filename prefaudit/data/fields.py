@@ -264,4 +264,8 @@ def frame_checks(df: pl.DataFrame, where: str, required: Mapping[str, str], opti
     if bad.any():
         df = df.filter(~bad)
         quarantine.sort(key=lambda q: q["row"] if q["row"] is not None else -1)
+    # a required text column of another type had every row quarantined: give the empty column its type
+    empty = [c for c, k in required.items() if k in (TEXT, ID) and c in df.columns and df.schema[c] != pl.Utf8]
+    if empty and df.height == 0:
+        df = df.with_columns([pl.Series(c, [], dtype=pl.Utf8) for c in empty])
     return df, quarantine

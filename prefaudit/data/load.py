@@ -102,6 +102,18 @@ def _checked(raw: Raw, required: Mapping[str, str], optional: Mapping[str, str])
     return df, [*raw.quarantine, *q]
 
 
+def _checked_retry(raw: Raw, prepare: Any) -> tuple[Raw, pl.DataFrame, list[dict], Any]:
+    """``prepare(raw) -> (required, optional, extra)`` then check; on doubt re-read exactly and redo."""
+    for _ in range(2):
+        required, optional, extra = prepare(raw)
+        try:
+            df, q = _checked(raw, required, optional)
+            return raw, df, q, extra
+        except InDoubt:
+            raw = raw.exact()
+    raise AssertionError("unreachable: the exact read is never in doubt")
+
+
 def _table(source: Any, fmt: str, columns: Mapping[str, str] | None, labels: Mapping[Any, Any] | None,
            with_annotations: bool) -> _Table:
     """Read, map columns, detect the shape and check the required fields (re-reading exactly if in doubt)."""
@@ -261,20 +273,16 @@ def _pair_columns(columns: Mapping[str, str] | None, with_annotations: bool) -> 
 
 def _prompt_frame(source: Any, columns: Mapping[str, str] | None) -> tuple[Raw, pl.DataFrame | None, list[dict]]:
     """(raw, checked frame with a prompt column or None when there is none, quarantine)."""
-    raw = read_source(source)
-    for _ in range(2):
+    def prepare(raw: Raw) -> tuple[dict[str, str], dict[str, str], bool]:
         _map_columns(raw, columns)
         alias = next((a for a in PROMPT_ALIASES if a in raw.columns), None)
         if "prompt" not in raw.columns and alias is not None:
             raw.rename({alias: "prompt"})
-        if "prompt" not in raw.columns:
-            return raw, None, []
-        try:
-            df, q = _checked(raw, {"prompt": TEXT_OR_LIST}, {"prompt_id": "id"})
-            return raw, df, q
-        except InDoubt:
-            raw = raw.exact()
-    raise AssertionError("unreachable: the exact read is never in doubt")
+        has = "prompt" in raw.columns
+        return ({"prompt": TEXT_OR_LIST}, {"prompt_id": "id"}, True) if has else ({}, {}, False)
+
+    raw, df, q, has_prompt = _checked_retry(read_source(source), prepare)
+    return (raw, df, q) if has_prompt else (raw, None, [])
 
 
 # ---- public API -----------------------------------------------------------------------------------
@@ -305,26 +313,26 @@ def load(source: Any, format: str = "auto", columns: Mapping[str, str] | None = 
 
 def _load_annotations(source: Any, format: str, columns: Mapping[str, str] | None,
                       labels: Mapping[Any, Any] | None, strict: bool) -> Annotations:
-    raw = read_source(source)
-    _map_columns(raw, columns)
-    ctx = Ctx(raw.path or raw.where, labels)
-    for target, aliases in (("annotator_id", ANNOTATOR_ALIASES), ("label", LABEL_ALIASES)):
-        if target not in raw.columns:
-            for a in aliases:
-                if a in raw.columns:
-                    raw.rename({a: target})
-                    ctx.notes.append(f"column {a!r} used as {target!r}")
-                    break
-    cols = set(raw.columns)
-    wide = format == "annotations-wide" or (format == "auto" and "label" not in cols
-                                             and any(c.startswith(WIDE_PREFIX) for c in cols))
-    required = {"pair_id": "id"} if wide else {"pair_id": "id", "annotator_id": "id", "label": "scalar"}
-    for c in required:
-        if c not in cols:
-            raise InputError(f"annotations need column {c!r} (long form: pair_id, annotator_id, label; wide "
-                             f"form: pair_id + {WIDE_PREFIX}<annotator> columns); found {sorted(cols)[:20]}",
-                             path=raw.path, column=c)
-    df, q = _checked(raw, required, {} if wide else {"shown_order": "text"})
+    def prepare(raw: Raw) -> tuple[dict[str, str], dict[str, str], tuple[Ctx, bool]]:
+        _map_columns(raw, columns)
+        ctx = Ctx(raw.path or raw.where, labels)
+        for target, aliases in (("annotator_id", ANNOTATOR_ALIASES), ("label", LABEL_ALIASES)):
+            alias = next((a for a in aliases if a in raw.columns), None)
+            if target not in raw.columns and alias is not None:
+                raw.rename({alias: target})
+                ctx.notes.append(f"column {alias!r} used as {target!r}")
+        cols = set(raw.columns)
+        wide = format == "annotations-wide" or (format == "auto" and "label" not in cols
+                                                 and any(c.startswith(WIDE_PREFIX) for c in cols))
+        required = {"pair_id": "id"} if wide else {"pair_id": "id", "annotator_id": "id", "label": "scalar"}
+        for c in required:
+            if c not in cols:
+                raise InputError(f"annotations need column {c!r} (long form: pair_id, annotator_id, label; wide "
+                                 f"form: pair_id + {WIDE_PREFIX}<annotator> columns); found {sorted(cols)[:20]}",
+                                 path=raw.path, column=c)
+        return required, {} if wide else {"shown_order": "text"}, (ctx, wide)
+
+    raw, df, q, (ctx, wide) = _checked_retry(read_source(source), prepare)
     lm = LabelMap(labels)
     notes: list[str] = []
     if wide:

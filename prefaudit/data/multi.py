@@ -130,11 +130,19 @@ def split_long(df: pl.DataFrame, labels: LabelMap, where: str, pair_cols: list[s
     return pairs, votes, quarantine, notes
 
 
+def _as_label_text(col: str, dtype: pl.DataType) -> pl.Expr:
+    """A wide label column as text; nested values (lists, objects) become an unrecognised marker."""
+    if dtype == pl.Utf8:
+        return pl.col(col)
+    if dtype.is_nested() or dtype == pl.Object:
+        return pl.when(pl.col(col).is_not_null()).then(pl.lit(f"<{dtype}>")).otherwise(None).alias(col)
+    return pl.col(col).cast(pl.Utf8)
+
+
 def wide_votes(df: pl.DataFrame, labels: LabelMap, where: str) -> tuple[pl.DataFrame, pl.DataFrame, list[dict], int]:
     """(pairs without the label columns, votes, vote quarantine, number of rated cells)."""
     label_cols = [c for c in df.columns if c.startswith(WIDE_PREFIX)]
-    long = (df.select("pair_id", ROW, *[pl.col(c).cast(pl.Utf8) if df.schema[c] != pl.Utf8 else pl.col(c)
-                                        for c in label_cols])
+    long = (df.select("pair_id", ROW, *[_as_label_text(c, df.schema[c]) for c in label_cols])
             .unpivot(index=["pair_id", ROW], on=label_cols, variable_name="annotator_id", value_name="label")
             .drop_nulls("label")
             .with_columns(pl.col("annotator_id").str.slice(len(WIDE_PREFIX))))
