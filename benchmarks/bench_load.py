@@ -76,7 +76,8 @@ def cpu():
     return r.ru_utime + r.ru_stime
 import polars as pl
 from pathlib import Path
-from prefaudit.data import fields, ids, readers
+from prefaudit.data import fields, ids
+from prefaudit.data.io import sha256_file
 path = Path(sys.argv[1])
 rows = []
 def step(name, fn):
@@ -84,7 +85,7 @@ def step(name, fn):
     out = fn()
     rows.append((name, cpu() - c, time.perf_counter() - t))
     return out
-step("sha256 of the file", lambda: readers._file_sha256(path))
+step("sha256 of the file", lambda: sha256_file(path))
 step("read_ndjson, default inference", lambda: pl.read_ndjson(path))
 df = step("read_ndjson, full inference", lambda: pl.read_ndjson(path, infer_schema_length=None))
 df = df.with_row_index(fields.ROW, offset=1).with_columns(pl.col(fields.ROW).cast(pl.Int64))

@@ -36,7 +36,7 @@ from typing import Any
 import polars as pl
 
 from prefaudit.data.fields import ROW, qrow
-from prefaudit.data.io import suffixes
+from prefaudit.data.io import sha256_file, suffixes
 from prefaudit.errors import InputError
 
 BOM = b"\xef\xbb\xbf"
@@ -215,7 +215,7 @@ class _BackgroundHash:
 
     def _run(self) -> None:
         try:
-            self.digest = _file_sha256(self.path)
+            self.digest = sha256_file(self.path)
         except BaseException as e:  # reported by join()
             self.error = e
 
@@ -267,15 +267,7 @@ def _exact_jsonl(path: Path, gz: bool, sha: str | None, notes: list[str]) -> Raw
     if n == 0:
         raise InputError("file has no records (only blank lines)", path=where)
     return Raw(where, "jsonl", n, records=records, quarantine=quarantine,
-               sha256=sha or _file_sha256(path), path=where, notes=notes, row_unit="line")
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
+               sha256=sha or sha256_file(path), path=where, notes=notes, row_unit="line")
 
 
 def read_jsonl(path: Path, gz: bool = False) -> Raw:
@@ -420,7 +412,7 @@ def read_parquet(path: Path, gz: bool = False) -> Raw:
         raise InputError(f"not a readable Parquet file ({type(e).__name__})", path=where) from None
     if df.height == 0:
         raise InputError("file has no rows", path=where)
-    return Raw(where, "parquet", df.height, df=_with_rows(df), sha256=_file_sha256(path), path=where)
+    return Raw(where, "parquet", df.height, df=_with_rows(df), sha256=sha256_file(path), path=where)
 
 
 def _with_rows(df: pl.DataFrame) -> pl.DataFrame:
