@@ -10,9 +10,11 @@ list as CSV files do), ``text_or_list`` (either).
 
 Two ways in: a typed polars frame (Parquet, in-memory frames, and the fast JSONL path) is checked
 column-wise; Python records (JSON arrays, CSV, lists of dicts, and the exact JSONL path) record by
-record. The fast JSONL path is "in doubt" when polars may have coerced a non-string JSON value into
-text (polars reads ``3`` in a string column as ``"3"``) or a value holds a NUL (polars turns a lone
-surrogate escape into one); the loader then re-reads the file exactly, line by line.
+record. On the fast JSONL path a text value is "in doubt" when polars may have coerced a non-string
+JSON value into it (polars reads ``3`` in a string column as ``"3"``, a list as its JSON text) or it
+holds a NUL (polars turns a lone surrogate escape into one): those rows are re-read exactly, one line
+each, and judged by :func:`check_record`. When a whole column's type is in doubt, or too many rows
+are, the loader re-reads the whole file line by line instead.
 """
 
 from __future__ import annotations
