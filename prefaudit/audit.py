@@ -635,8 +635,7 @@ def audit(
     model (see the module docstring); ``tokenizer`` (object, local path or ``"tiny"``) enables the
     truncation audit at ``max_length``; ``by`` names metadata columns to break the results down by.
     """
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
+    clock = _Clock()
     by = (by,) if isinstance(by, str) else tuple(by)
     pset = _as_set(data, annotations)
     tok = resolve_tokenizer(tokenizer, pset)
@@ -651,22 +650,20 @@ def audit(
         embedder = Embedder(progress=progress)
     ctx = AuditContext(seed=seed, embedder=embedder if embeddings else None, target=ctx_target,
                        eval=ctx_eval, tokenizer=tok, max_length=max_length, by=by, progress=progress)
-    timings["load"] = time.perf_counter() - t0
+    clock.lap("load")
     plan = _plan(analyzers, config)
     results: dict[str, AnalyzerResult] = {}
     for name, (make, registered) in plan.items():
-        t = time.perf_counter()
         check = REQUIREMENTS.get(name) if registered else None
         reason = check(pset, ctx) if check is not None else None
         res = AnalyzerResult.skip(name, reason) if reason is not None else make().run(pset, ctx)
         results[name] = res
-        timings[name] = time.perf_counter() - t
-    t = time.perf_counter()
+        clock.lap(name)
     pairs = join_pairs(pset.df.select("pair_id"), results.values())
     metrics = assemble_metrics(pset, results)
     breakdowns = compute_breakdowns(pset, pairs, by)
-    timings["join"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
+    clock.lap("join")
+    timings = clock.done()
     cfg = {
         "seed": seed,
         "embeddings": bool(embeddings),
@@ -681,6 +678,27 @@ def audit(
     return Audit(metrics=metrics, results=results, pairs=pairs, breakdowns=breakdowns,
                  input=_input_block(pset), config=cfg, seed=seed, timings=timings, data=pset,
                  n_examples=n_examples)
+
+
+class _Clock:
+    """Wall and CPU seconds per stage: ``{stage: wall, ..., "total": wall, "cpu_<stage>": cpu, ...}``.
+
+    CPU time (this process, all threads) shows where the work goes when the machine is shared."""
+
+    def __init__(self) -> None:
+        self.t0 = self.t = time.perf_counter()
+        self.c0 = self.c = time.process_time()
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        t, c = time.perf_counter(), time.process_time()
+        self.wall[stage], self.cpu[f"cpu_{stage}"] = t - self.t, c - self.c
+        self.t, self.c = t, c
+
+    def done(self) -> dict[str, float]:
+        return {**self.wall, "total": time.perf_counter() - self.t0, **self.cpu,
+                "cpu_total": time.process_time() - self.c0}
 
 
 def _describe(x: Any) -> str | None:

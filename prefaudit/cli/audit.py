@@ -5,6 +5,7 @@ The audit options defined here (embeddings, tokenizer, breakdowns) are shared wi
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -47,15 +48,19 @@ def run_audit(data: Path, annotations: Path | None, target: Path | None, eval_: 
     """Load the inputs with the common options and audit them (shared by ``audit`` and ``gate``)."""
     from prefaudit.audit import audit
 
+    t, c = time.perf_counter(), time.process_time()
     pset = load_input(data, annotations, fmt, columns, labels)
     tgt = load_target_input(target, columns)
+    read = {"read": time.perf_counter() - t, "cpu_read": time.process_time() - c}
     embedder = None
     if model is not None and not no_embeddings:
         from prefaudit.embed import Embedder
 
         embedder = Embedder(model, progress=show_progress())
-    return audit(pset, target=tgt, eval=eval_, seed=seed, embeddings=not no_embeddings, embedder=embedder,
-                 tokenizer=tokenizer, max_length=max_length, by=tuple(by or ()), progress=show_progress())
+    result = audit(pset, target=tgt, eval=eval_, seed=seed, embeddings=not no_embeddings, embedder=embedder,
+                   tokenizer=tokenizer, max_length=max_length, by=tuple(by or ()), progress=show_progress())
+    result.timings = {**read, **result.timings}
+    return result
 
 
 def print_summary(audit: Audit) -> None:
