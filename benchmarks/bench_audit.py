@@ -124,10 +124,12 @@ def main() -> None:
     if not args.skip_embed:
         e = embed(args.embed_n)
         print(f"\n## audit with embeddings on {args.embed_n:,} pairs (in-process)")
-        print("| cache | wall s | pairs/s | where the time goes (s) |")
+        print("| cache | wall s | pairs/s | where the time goes: wall s (CPU s) |")
         print("|---|---|---|---|")
         for phase, v in e.items():
-            tim = ", ".join(f"{k} {t:.2f}" for k, t in v["timings"].items() if k != "total")
+            tt = v["timings"]
+            tim = ", ".join(f"{k} {t:.2f} ({tt.get('cpu_' + k, 0):.2f} CPU)" for k, t in tt.items()
+                            if k != "total" and not k.startswith("cpu_"))
             print(f"| {phase} | {v['wall']:.2f} | {v['pairs_per_s']:.0f} | {tim} |")
 
 
