@@ -262,26 +262,29 @@ def _cleanlab_flags(s: np.ndarray, seed: int) -> np.ndarray:
 
 
 def calibration_table(s: np.ndarray, beta: float, rho: float, bins: int = 10) -> pl.DataFrame:
-    """Per bin of the out-of-fold logit: pairs, share whose recorded label the model agrees with, and
-    the flip model's P(recorded label | s) — what the plot shows."""
+    """Per bin of the model's confidence |s|: pairs, the share whose recorded label is the side the
+    model favours (observed), and the flip model's rho + (1 - 2 rho) sigmoid(beta |s|) (fitted), whose
+    ceiling is 1 - rho. What the plot shows."""
     from scipy.special import expit
 
-    edges = np.unique(np.quantile(s, np.linspace(0, 1, bins + 1)))
-    idx = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, max(len(edges) - 2, 0))
+    c = np.abs(s)
+    edges = np.unique(np.quantile(c, np.linspace(0, 1, bins + 1)))
+    idx = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, max(len(edges) - 2, 0))
     rows = []
     for b in range(max(len(edges) - 1, 1)):
         m = idx == b
         if m.any():
-            rows.append((float(np.median(s[m])), int(m.sum()), float((s[m] > 0).mean()),
-                         float(np.mean(rho + (1 - 2 * rho) * expit(beta * s[m])))))
-    return pl.DataFrame(rows, schema={"logit": pl.Float64, "n": pl.Int64, "model_agrees": pl.Float64,
-                                      "fitted_p_recorded": pl.Float64}, orient="row")
+            rows.append((float(np.median(c[m])), int(m.sum()), float((s[m] > 0).mean()),
+                         float(np.mean(rho + (1 - 2 * rho) * expit(beta * c[m])))))
+    return pl.DataFrame(rows, schema={"confidence": pl.Float64, "n": pl.Int64, "observed_agreement": pl.Float64,
+                                      "fitted_agreement": pl.Float64}, orient="row")
 
 
 @register_plot("noise")
 def plot_noise(result: AnalyzerResult) -> matplotlib.figure.Figure:
-    """Left: histogram of noise_score (flagged pairs in red). Right (model mode): the flip model's fitted
-    P(recorded label | logit) by logit bin, whose floor is the estimated noise rate."""
+    """Left: histogram of noise_score (flagged pairs in red). Right (model mode): by model confidence,
+    how often the recorded label is the side the model favours, observed and fitted; the fit's
+    ceiling is 1 - the estimated noise rate."""
     fig = new_figure(8.0, 3.4)
     ax1, ax2 = fig.subplots(1, 2)
     pairs = result.pairs
@@ -296,12 +299,13 @@ def plot_noise(result: AnalyzerResult) -> matplotlib.figure.Figure:
     cal = result.details.get("calibration")
     rate = result.metrics.get("noise.estimated_rate")
     if isinstance(cal, pl.DataFrame) and cal.height:
-        ax2.plot(cal["logit"], cal["fitted_p_recorded"], "o-", color="#1f5fa8", label="flip model")
+        ax2.plot(cal["confidence"], cal["observed_agreement"], "o", color="#555", label="observed")
+        ax2.plot(cal["confidence"], cal["fitted_agreement"], "-", color="#1f5fa8", label="flip model")
         if rate is not None and rate.value is not None:
-            ax2.axhline(rate.value, color="#c0392b", linestyle="--", label="estimated noise rate")
-        ax2.set_xlabel("out-of-fold logit of the recorded label")
-        ax2.set_ylabel("P(recorded label)")
-        ax2.set_ylim(0, 1)
+            ax2.axhline(1 - rate.value, color="#c0392b", linestyle="--", label="1 - estimated noise rate")
+        ax2.set_xlabel("model confidence |out-of-fold logit|")
+        ax2.set_ylabel("recorded label = model's side")
+        ax2.set_ylim(0.4, 1)
         ax2.legend(fontsize=7)
     else:
         ax2.axis("off")
