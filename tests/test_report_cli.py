@@ -66,7 +66,7 @@ def test_report_from_data_writes_pairs_out(tmp_path, capsys):
     from prefaudit import synth
 
     data = tmp_path / "pairs.jsonl"
-    synth.make(200, n_target=20, n_eval=20).write(data)
+    synth.make(60, n_target=10, n_eval=10).write(data)
     out, pairs = tmp_path / "r.html", tmp_path / "pairs.parquet"
     code, _, _ = run(["report", str(data), "-o", str(out), "--no-embeddings", "--pairs-out", str(pairs),
                       "--quiet"], capsys)
@@ -74,4 +74,4 @@ def test_report_from_data_writes_pairs_out(tmp_path, capsys):
     html = out.read_text(encoding="utf-8")
     assert str(pairs) in html and "Label noise" in html and "pairs.jsonl" in html
     table = pl.read_parquet(pairs)
-    assert table.height == 200 and "noise_score" in table.columns
+    assert table.height == 60 and "noise_score" in table.columns
