@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from prefaudit.data.preference_set import PreferenceSet
 
 BOOT_METHOD = "percentile bootstrap over pairs"
+WIDE_CI = 0.2  # a rate CI wider than this gets a "weakly identified" note
 
 
 # ---- with annotations ------------------------------------------------------------------------------------
@@ -204,8 +205,12 @@ class NoiseAnalyzer:
             w = np.bincount(idx, minlength=n).astype(float)
             return nm.fit_flip_calibration(s, weights=w, start=(beta, max(rho, 0.01)))[1]
 
-        rate = Metric(rho, bootstrap_interval(boot_rho, n, seed=ctx.seed, n_boot=self.n_boot), n,
-                      "label-flip floor of the cross-fitted preference model", BOOT_METHOD + " (flip model refitted)")
+        ci = bootstrap_interval(boot_rho, n, seed=ctx.seed, n_boot=self.n_boot)
+        note = "label-flip floor of the cross-fitted preference model"
+        if ci is None or ci[1] - ci[0] > WIDE_CI:
+            note += ("; weakly identified (the model's confidence reaches no plateau): read the CI, "
+                     "not the point value")
+        rate = Metric(rho, ci, n, note, BOOT_METHOD + " (flip model refitted)")
         flags = _cleanlab_flags(s, ctx.seed)
         pairs = df.select(pl.col("pair_id").cast(pl.Utf8)).join(pl.DataFrame({
             "pair_id": d["pair_id"].cast(pl.Utf8), "noise_score": 1.0 - p_wrong, "noise_flag": flags,
