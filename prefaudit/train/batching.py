@@ -16,16 +16,18 @@ from prefaudit.train.truncation import TruncatedPair
 
 
 def length_batches(prompt_len: np.ndarray, response_len: np.ndarray, indices: Sequence[int], batch_size: int,
-                   group_batches: int = 8) -> list[list[int]]:
+                   group_batches: int | None = None) -> list[list[int]]:
     """Cut ``indices`` into batches of similar shape: by prompt length, then by response length.
 
     The pairs are sorted by prompt length (longest first) and taken ``group_batches`` batches at a
-    time; inside such a group they are sorted by response length before being cut. A batch then
-    has both a narrow range of prompt lengths and of response lengths — what the shared-prompt
-    layout pads to — and a narrow range of total lengths too.
+    time (default: an eighth of the batches); inside such a group they are sorted by response length
+    before being cut. A batch then has both a narrow range of prompt lengths and of response
+    lengths — what the shared-prompt layout pads to — and a narrow range of total lengths too.
     """
     idx = np.asarray(indices, dtype=np.int64)
     idx = idx[np.argsort(-prompt_len[idx], kind="stable")]
+    if group_batches is None:
+        group_batches = -(-len(idx) // batch_size) // 8
     group = max(1, group_batches) * batch_size
     out: list[list[int]] = []
     for g in range(0, len(idx), group):
@@ -61,8 +63,7 @@ def batch_schedule(prompt_len: Sequence[int], response_len: Sequence[int], batch
     for w, start in enumerate(range(0, need, window)):
         chunk = stream[start:start + window]
         if bucket_batches > 1:
-            n_batches = -(-len(chunk) // batch_size)
-            cut = length_batches(p_len, r_len, chunk, batch_size, max(1, n_batches // 8))
+            cut = length_batches(p_len, r_len, chunk, batch_size)
         else:
             cut = [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
         order = np.random.default_rng([seed, 1_000_003, w]).permutation(len(cut))
