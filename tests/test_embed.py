@@ -14,6 +14,9 @@ from prefaudit.embed import DEFAULT_MODEL_ID, Embedder, packaged_model_path
 from prefaudit.embed_cache import EmbeddingCache, text_hash
 from prefaudit.errors import ConfigError, InputError
 
+# one xdist worker runs this module (Makefile: --dist loadgroup), so the model loads once, not per worker
+pytestmark = pytest.mark.xdist_group("embed")
+
 TEXTS = [
     "How do I bake sourdough bread at home?",
     "Tell me a joke about cats.",
