@@ -134,3 +134,35 @@ def test_edge_cases() -> None:
     assert r.metrics["noise.ties_left_out"].value == 1
     for m in r.metrics.values():
         assert m.value is None or math.isfinite(m.value)
+
+
+def test_lone_rater_pairs_use_the_crowd_accuracy() -> None:
+    from prefaudit.analyzers.dawid_skene import dawid_skene
+    from prefaudit.data.preference_set import Annotations
+
+    rows = [(str(i), w, "a") for i in range(20) for w in ("u", "v")]  # u and v agree on 20 pairs...
+    rows += [("20", "u", "b"), ("20", "v", "a"), ("21", "lone", "a"), ("22", "lone", "b")]  # ...not on one
+    ann = Annotations(pl.DataFrame(rows, schema={"pair_id": pl.Utf8, "annotator_id": pl.Utf8, "label": pl.Utf8},
+                                   orient="row"))
+    ids = [str(i) for i in range(23)]
+    df = pl.DataFrame({"pair_id": ids, "prompt": ids, "chosen": ["x"] * 23, "rejected": ["y"] * 23,
+                       "chosen_side": ["a"] * 23})
+    r = NoiseAnalyzer(n_boot=20).run(PreferenceSet(df, annotations=ann))
+    acc = dawid_skene(ann.df).accuracies.filter(pl.col("annotator_id") != "lone")["accuracy"].median()
+    score = dict(r.pairs.select("pair_id", "noise_score").iter_rows())
+    assert r.metrics["noise.lone_rater_pairs"].value == 2
+    # 21: the lone rater voted the recorded label, 22 against it; Dawid-Skene alone makes "lone" perfect
+    assert score["21"] == pytest.approx(acc) and score["22"] == pytest.approx(1 - acc)
+    assert 0.5 < acc < 1
+
+
+def test_tulu_vote_noise(tulu_annotations_path) -> None:
+    import prefaudit
+
+    ps = prefaudit.load(tulu_annotations_path, format="tulu")
+    r = NoiseAnalyzer(n_boot=100).run(ps)
+    assert r.pairs["noise_score"].is_not_null().all() and r.pairs["noise_score"].is_between(0, 1).all()
+    assert r.metrics["noise.lone_rater_pairs"].value > 0
+    rate = r.metrics["noise.estimated_rate"]
+    assert rate.ci[0] < rate.value < rate.ci[1] and 0.05 < rate.value < 0.5
+    assert r.metrics["noise.split_vote_share"].n == 121

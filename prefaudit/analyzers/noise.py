@@ -57,8 +57,14 @@ def recorded_labels(df: pl.DataFrame) -> pl.Series:
 
 def vote_noise(data: PreferenceSet, *, ds_iter: int = 100) -> pl.DataFrame:
     """Per pair with votes: ``recorded``, ``p_wrong`` (1 - Dawid–Skene posterior of the recorded label),
-    ``n_votes`` and ``split_vote`` (two or more votes, no strict majority)."""
-    from prefaudit.analyzers.agreement import clean_votes, pair_agreement
+    ``n_votes``, ``split_vote`` (two or more votes, no strict majority) and ``identified``.
+
+    A pair whose only rater shares no item with anyone else is not ``identified``: Dawid–Skene cannot
+    estimate that rater's accuracy (EM makes a lone rater perfect), so such a pair's ``p_wrong`` uses
+    the median accuracy of the identifiable raters instead: 1 - that accuracy when the recorded label
+    is the rater's, the accuracy otherwise (null when no rater is identifiable).
+    """
+    from prefaudit.analyzers.agreement import clean_votes, leave_one_out_agreement, pair_agreement
     from prefaudit.analyzers.dawid_skene import dawid_skene
 
     votes, _ = clean_votes(data.annotations.df)
@@ -67,10 +73,20 @@ def vote_noise(data: PreferenceSet, *, ds_iter: int = 100) -> pl.DataFrame:
     post = fit.posteriors.join(rec, on="pair_id", how="inner")
     p_rec = post.select(pl.when(pl.col("recorded") == "a").then(pl.col("p_a"))
                         .when(pl.col("recorded") == "b").then(pl.col("p_b")).otherwise(pl.col("p_tie"))).to_series()
+    shared = leave_one_out_agreement(votes).filter(pl.col("n_shared") > 0)["annotator_id"].implode()
+    acc = fit.accuracies.filter(pl.col("annotator_id").is_in(shared))["accuracy"]
+    crowd = float(acc.median()) if acc.len() else None
+    per = votes.join(rec, on="pair_id", how="inner").group_by("pair_id").agg(
+        pl.col("annotator_id").is_in(shared).any().alias("identified"),
+        (pl.col("label") == pl.col("recorded")).mean().alias("_f"))
     agree = pair_agreement(votes).select("pair_id", pl.col("agreement_n_votes").alias("n_votes"),
                                          pl.col("agreement_flag").alias("split_vote"))
-    return post.select("pair_id", "recorded", (1.0 - p_rec).clip(0.0, 1.0).alias("p_wrong")) \
-        .join(agree, on="pair_id", how="left")
+    lone_wrong = (pl.col("_f") * (1 - crowd) + (1 - pl.col("_f")) * crowd) if crowd is not None else pl.lit(None)
+    return (post.select("pair_id", "recorded", (1.0 - p_rec).clip(0.0, 1.0).alias("p_wrong"))
+            .join(per, on="pair_id", how="left").join(agree, on="pair_id", how="left")
+            .with_columns(pl.when(pl.col("identified")).then(pl.col("p_wrong")).otherwise(lone_wrong)
+                          .cast(pl.Float64).alias("p_wrong"))
+            .drop("_f"))
 
 
 # ---- contradictions --------------------------------------------------------------------------------------
@@ -153,8 +169,13 @@ class NoiseAnalyzer:
     # -- annotations
     def _from_votes(self, data: PreferenceSet, ctx: AuditContext, cfg: dict[str, Any]) -> AnalyzerResult:
         v = vote_noise(data, ds_iter=self.ds_iter)
+        n_lone = int((~v["identified"]).sum())
+        v = v.filter(pl.col("p_wrong").is_not_null())
         p = v["p_wrong"].to_numpy()
         n = p.size
+        if n == 0:
+            return AnalyzerResult.skip(self.name, "no rater shares an item with another: accuracies not identifiable",
+                                       cfg)
         rate = Metric(float(p.mean()), bootstrap_interval(lambda i: float(p[i].mean()), n, seed=ctx.seed,
                                                           n_boot=self.n_boot), n,
                       "mean Dawid–Skene probability that the recorded label is wrong", BOOT_METHOD)
@@ -172,7 +193,9 @@ class NoiseAnalyzer:
             "noise.split_vote_share": Metric.proportion(int(multi["split_vote"].sum()), multi.height,
                                                         "pairs with two or more votes and no strict majority"),
             "noise.contradiction_share": _contradiction_share(pairs),
-            "noise.unvoted_pairs": Metric.count(data.df.height - n, "pairs without votes (score null)"),
+            "noise.unscored_pairs": Metric.count(data.df.height - n, "pairs without votes (score null)"),
+            "noise.lone_rater_pairs": Metric.count(n_lone, "pairs rated only by raters who share no item with "
+                                                   "another: scored with the crowd's median accuracy"),
         }
         cfg = {**cfg, "source": "annotations (Dawid–Skene posterior)"}
         return AnalyzerResult(self.name, metrics, pairs, {}, None, cfg)
