@@ -7,13 +7,16 @@
   probability that the recorded preference (``chosen_side``, or ``tie``) is wrong is one minus the
   posterior of the recorded label. ``noise.estimated_rate`` is the mean of that probability
   (bootstrap CI over pairs); ``noise.split_vote_share`` is the share of multi-voted pairs without a
-  strict majority. Pairs without votes get a null score.
+  strict majority. Pairs without votes get a null score; a pair rated only by raters who share no
+  item with anyone (their accuracy is not identifiable: EM makes them perfect) is scored with the
+  median accuracy of the identifiable raters (``noise.lone_rater_pairs`` counts them).
 - **Without annotations**: the cross-fitted, swap-symmetric preference model of
   :mod:`prefaudit.analyzers.noise_model` (TF-IDF, relevance and surface features, plus response
   embeddings and embedding relevance when ``context.embedder`` is set — without it, the
   ``--no-embeddings`` fast path, the model says so in ``config["features"]``). Its out-of-fold logits
   feed a symmetric label-flip model whose floor rho is ``noise.estimated_rate`` (percentile bootstrap
-  CI over pairs, refitting the flip model); each pair's posterior probability of a flip follows.
+  CI over pairs, refitting the flip model; a note when the CI is wide, i.e. rho weakly identified);
+  each pair's posterior probability of a flip follows.
   ``noise.model_accuracy``: out-of-fold agreement of the model with the recorded labels (how much the
   model knows; near 0.5 it knows little and the rate's CI is wide). Ties are left out (null score).
 
