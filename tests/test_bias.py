@@ -210,3 +210,17 @@ def test_llmbar_adversarial_surface_misleads(llmbar_dir) -> None:
     misleading = set(eff.filter(pl.col("direction") == "rejected")["feature"].to_list())
     assert {"chars", "words", "list_items"} <= misleading  # the worse output is longer and more listy
     assert res.metrics["shortcut.auroc"].ci[0] > 0.7
+
+
+def test_auroc_normal_interval_agrees_with_bootstrap() -> None:
+    """Above max_boot_pairs the CI comes from the U-statistic variance: it matches the bootstrap's width."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    x = rng.normal(size=(n, 2))
+    x[:, 0] = np.abs(x[:, 0]) * np.where(rng.random(n) < 0.7, 1, -1)
+    _, boot, _ = shortcut_model(x, seed=0, n_boot=1000)
+    _, normal, _ = shortcut_model(x, seed=0, max_boot_pairs=100)
+    assert boot.value == normal.value and "DeLong" in normal.method and "bootstrap" in boot.method
+    w_boot, w_norm = boot.ci[1] - boot.ci[0], normal.ci[1] - normal.ci[0]
+    assert w_norm == pytest.approx(w_boot, rel=0.15)
+    assert normal.ci[0] < normal.value < normal.ci[1]

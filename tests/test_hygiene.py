@@ -35,10 +35,11 @@ def _ids(t: pl.DataFrame, col: str) -> set[str]:
 
 
 def test_normalize_expr() -> None:
-    s = pl.DataFrame({"t": ["  Hello,   World!! ", "hello world", "HELLO\nworld.", "hello-world", "héllo"]})
+    s = pl.DataFrame({"t": ["  Hello,   World!! ", "hello world", "HELLO\nworld.", "hello-world", "hello\u00a0\tworld",
+                            "héllo"]})
     out = s.select(normalize_expr("t"))["t"].to_list()
-    assert out[:4] == ["hello world"] * 4
-    assert out[4] == "héllo"
+    assert out[:5] == ["hello world"] * 5
+    assert out[5] == "héllo"
 
 
 def test_contradiction_groups_planted() -> None:
@@ -98,6 +99,8 @@ def test_truncated_expr_planted() -> None:
         "Run this:\n```bash\nls -la\n```",
         "I am not sure about that, and I would rather not guess about it...",
         "You can read more about the topic on the official site at https://example.org/docs/page",
+        "Indent the body of the function by four spaces, like this:\n\ndef f(x):\n    return x",
+        "The options that work best for a small flat with little light are:\n1. a snake plant",
     ]
     s = pl.DataFrame({"t": cut + fine})
     got = s.select(truncated_expr("t"))["t"].to_list()

@@ -20,7 +20,8 @@ statistic (their chosen side is arbitrary) and get score 1 / flag False.
   only (log1p counts, chosen minus rejected), fitted swap-symmetrically (no intercept, both
   orientations) with ``n_folds``-fold cross-validation by pair. Its out-of-fold probability that
   the chosen side wins is scored against the mirrored probability for the rejected side; the AUROC of
-  that ranking has a percentile bootstrap CI over pairs. 0.5: surface features say nothing about the
+  that ranking has a percentile bootstrap CI over pairs (above 50,000 pairs a DeLong-type normal
+  interval, which agrees with it there). 0.5: surface features say nothing about the
   label; high: a model can lower its DPO loss from the surface alone without learning the task.
 - **Per pair**: ``bias_surface_prob`` is that out-of-fold probability p. ``bias_score`` =
   min(1, 2 (1 - p)): 1 when the surface is neutral or favours the rejected side, 0 when the surface
@@ -192,15 +193,26 @@ class _MirroredAUROC:
         self.ge = np.searchsorted(su, -u, side="left")
         self.n = u.size
 
+    def _wins(self, w: np.ndarray) -> np.ndarray:
+        """Per i: weight of the j with u_j > -u_i, plus half the weight of ties."""
+        tail = np.r_[np.cumsum(w[self.order][::-1])[::-1], 0.0]  # tail[k] = weight of sorted positions >= k
+        above = tail[self.gt]
+        return above + 0.5 * (tail[self.ge] - above)
+
     def __call__(self, weights: np.ndarray | None = None) -> float:
         w = np.ones(self.n) if weights is None else np.asarray(weights, float)
         total = w.sum()
         if total <= 0:
             return float("nan")
-        tail = np.r_[np.cumsum(w[self.order][::-1])[::-1], 0.0]  # tail[k] = weight of sorted positions >= k
-        above = tail[self.gt]
-        equal = tail[self.ge] - above
-        return float((w * (above + 0.5 * equal)).sum() / (total * total))
+        return float((w * self._wins(w)).sum() / (total * total))
+
+    def normal_interval(self, z: float = 1.959964) -> tuple[float, float] | None:
+        """95% CI from the U-statistic (Hoeffding/DeLong) variance: 4 Var_i(P_j(u_i + u_j > 0)) / n."""
+        if self.n < 2:
+            return None
+        g = self._wins(np.ones(self.n)) / self.n
+        auc, se = float(g.mean()), 2.0 * float(g.std(ddof=1)) / np.sqrt(self.n)
+        return max(0.0, auc - z * se), min(1.0, auc + z * se)
 
 
 def symmetric_auroc(p: np.ndarray) -> float:
@@ -210,11 +222,13 @@ def symmetric_auroc(p: np.ndarray) -> float:
 
 
 def shortcut_model(x: np.ndarray, *, n_folds: int = 5, seed: int = 0, n_boot: int = 500,
-                   c: float = 1.0) -> tuple[np.ndarray, Metric, np.ndarray]:
+                   c: float = 1.0, max_boot_pairs: int = 50_000) -> tuple[np.ndarray, Metric, np.ndarray]:
     """Cross-validated swap-symmetric logistic regression on feature differences ``x`` (pairs x features).
 
     Returns (out-of-fold probability that the chosen side wins, per pair; AUROC Metric with a
-    bootstrap CI; coefficients of the model fitted on all pairs, per standardised feature).
+    percentile bootstrap CI over pairs — above ``max_boot_pairs`` pairs, where the bootstrap gets
+    slow and the normal approximation is accurate, the U-statistic (DeLong) variance instead;
+    coefficients of the model fitted on all pairs, per standardised feature).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold
@@ -234,10 +248,13 @@ def shortcut_model(x: np.ndarray, *, n_folds: int = 5, seed: int = 0, n_boot: in
         oof[test] = fit(train).predict_proba(xs[test])[:, 1]
     mirrored = _MirroredAUROC(oof)
     auc = mirrored()
-    ci = bootstrap_interval(lambda idx: mirrored(np.bincount(idx, minlength=n)), n, seed=seed, n_boot=n_boot)
+    if n <= max_boot_pairs:
+        ci = bootstrap_interval(lambda idx: mirrored(np.bincount(idx, minlength=n)), n, seed=seed, n_boot=n_boot)
+        method = "percentile bootstrap over pairs"
+    else:
+        ci, method = mirrored.normal_interval(), "U-statistic (DeLong) normal approximation"
     coefs = fit(np.arange(n)).coef_[0]
-    metric = Metric(auc, ci, n, f"{n_folds}-fold CV, surface features only ({d} features)",
-                    "percentile bootstrap")
+    metric = Metric(auc, ci, n, f"{n_folds}-fold CV, surface features only ({d} features)", method)
     return oof, metric, coefs
 
 

@@ -41,8 +41,12 @@ if TYPE_CHECKING:
     from prefaudit.data.preference_set import PreferenceSet
     from prefaudit.embed import Embedder
 
-#: Characters removed by :func:`normalize_expr`: Unicode punctuation and symbols.
-_PUNCT = r"[\p{P}\p{S}]"
+#: Characters :func:`normalize_expr` turns into spaces: Unicode punctuation, symbols, and whitespace
+#: other than the plain space.
+_PUNCT = r"[\p{P}\p{S}[^\S ]]"
+#: The last line of a (stripped) text is a list item, heading, table row, quote, code or holds a URL.
+_STRUCTURED_LAST_LINE = (r"(?:^|\n)(?:[ \t]*(?:[-*+•][ \t]|\d+[.)][ \t]|#|\||>|`)|(?: {4}|\t))[^\n]*\z"
+                         r"|(?:https?://|www\.)[^\n]*\z")
 
 #: Score given by each reason (lowest wins). Below 0.9 the pair is flagged.
 SEVERITY: dict[str, float] = {
@@ -73,8 +77,10 @@ def normalize_expr(expr: pl.Expr | str) -> pl.Expr:
     normalise to the same string.
     """
     e = pl.col(expr) if isinstance(expr, str) else expr
+    # two passes that match rarely (punctuation and non-space whitespace, then runs of spaces) are
+    # several times faster than one pass over every whitespace character
     return (e.str.to_lowercase().str.replace_all(_PUNCT, " ")
-            .str.replace_all(r"\s+", " ").str.strip_chars())
+            .str.replace_all(" {2,}", " ").str.strip_chars())
 
 
 def empty_expr(expr: pl.Expr | str) -> pl.Expr:
@@ -95,10 +101,9 @@ def truncated_expr(expr: pl.Expr | str, min_words: int = 8) -> pl.Expr:
     """
     e = pl.col(expr) if isinstance(expr, str) else expr
     t = e.fill_null("").str.strip_chars()
-    last_line = t.str.extract(r"([^\n]*)$", 1).str.strip_chars()
-    structured = last_line.str.contains(r"^(?:[-*+•]\s|\d+[.)]\s|#|\||>|`|\s{4})|https?://|www\.")
-    open_end = t.str.contains(r"[\p{L}\p{N},;:(\[\-–—]$")
-    many_words = t.str.count_matches(r"\S+") >= min_words
+    structured = t.str.contains(_STRUCTURED_LAST_LINE)
+    open_end = t.str.contains(r"[\p{L}\p{N},;:(\[\-–—]\z")
+    many_words = t.str.contains(rf"^\s*(?:\S+\s+){{{max(min_words, 1) - 1}}}\S")  # stops at the n-th word
     odd_fence = (t.str.count_matches("```") % 2) == 1
     return odd_fence | (open_end & many_words & ~structured)
 
