@@ -21,6 +21,7 @@ from prefaudit.cli import gate as _gate  # noqa: E402,F401
 from prefaudit.cli import clean as _clean  # noqa: E402,F401
 from prefaudit.cli import report as _report  # noqa: E402,F401
 from prefaudit.cli import train as _train  # noqa: E402,F401
+from prefaudit.cli import ablate as _ablate  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:
