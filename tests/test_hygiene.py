@@ -265,3 +265,14 @@ def test_minhash_near_duplicates_against_python_reference() -> None:
     assert set(found) <= set(planted)  # no random text pair is that similar
     for (i, j), v in found.items():
         assert v == pytest.approx(jac(texts[i], texts[j]))
+
+
+def test_eval_leakage_with_embeddings() -> None:
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(4, 16))
+    vecs = {"train paraphrase": base[0] + 0.02 * rng.normal(size=16), "train other": base[1],
+            "train exact": base[2], "eval original": base[0], "Train exact!": base[2], "eval far": base[3]}
+    df = _df([("train paraphrase", "a", "b"), ("train other", "a", "b"), ("train exact", "a", "b")])
+    t, n_leaked = eval_leakage(df, ["eval original", "Train exact!", "eval far"], embedder=_PlantedEmbedder(vecs))
+    assert t["leak_kind"].to_list() == ["near", None, "exact"]
+    assert n_leaked == 2

@@ -42,7 +42,7 @@ import polars as pl
 from prefaudit.analyzers.base import AnalyzerResult, AuditContext, Metric
 from prefaudit.analyzers.surface import FEATURES, feature_exprs
 from prefaudit.plots import new_figure, register_plot
-from prefaudit.stats import bootstrap_interval, wilson_interval
+from prefaudit.stats import bootstrap_interval, mean_interval, wilson_interval
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -335,7 +335,7 @@ class BiasAnalyzer:
             metrics["length.chosen_longer_rate_tokens"] = chosen_longer_rate(tc, tr, "tokens")
         metrics["length.log_ratio_coef"] = coef
         metrics["length.log_ratio_p"] = p
-        metrics["length.mean_log_ratio"] = Metric(float(x.mean()), _mean_ci(x), n,
+        metrics["length.mean_log_ratio"] = Metric(float(x.mean()), mean_interval(x), n,
                                                   "mean log((len chosen + 1) / (len rejected + 1)), characters",
                                                   "normal")
         xd = feature_differences(fc, fr)
@@ -362,12 +362,6 @@ class BiasAnalyzer:
             if col in df.columns:
                 details[f"by_{col}"] = breakdown_by(df, col, x, self.max_groups)
         return AnalyzerResult(name=self.name, metrics=metrics, pairs=pairs, details=details, config=cfg)
-
-
-def _mean_ci(x: np.ndarray) -> tuple[float, float] | None:
-    from prefaudit.stats import mean_interval
-
-    return mean_interval(x)
 
 
 @register_plot("bias")
