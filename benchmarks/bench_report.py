@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--loads", type=int, default=3)
     ap.add_argument("--renders", type=int, default=2)
     ap.add_argument("--analyzers", nargs="*", default=None, help="restrict the audit (default: all)")
+    ap.add_argument("--tokenizer", default="tiny", help="tokenizer for the truncation audit ('' for none)")
     args = ap.parse_args()
 
     import prefaudit
@@ -87,7 +88,7 @@ def main() -> None:
     t_data = time.perf_counter() - t
     t = time.perf_counter()
     a = audit(data, target=target if args.embeddings else None, embeddings=args.embeddings,
-              analyzers=args.analyzers)
+              analyzers=args.analyzers, tokenizer=args.tokenizer or None)
     t_audit = time.perf_counter() - t
 
     out = WORK / f"report_{args.pairs}.html"

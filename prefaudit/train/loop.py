@@ -22,6 +22,12 @@
 
 ``batch_size`` is the number of pairs per optimizer step over all processes; it is split into
 ``grad_accum`` micro-batches per process, so the arithmetic of a run does not depend on its layout.
+
+``summary.json``: ``wall_s`` is the whole call (model, tokenization, reference pass, loop, eval);
+``steps_per_s`` and ``tokens_per_s`` are over the optimisation loop, counting the tokens of the
+sequences prompt + chosen and prompt + rejected (as trl counts them) even where the shared-prompt
+forward runs a prompt once. Records in ``metrics.jsonl`` have ``kind`` ``"train"`` (one per step),
+``"eval"`` (with ``eval_every``) or ``"sft"`` (warm-up steps).
 """
 
 from __future__ import annotations
@@ -215,7 +221,7 @@ def train(data: Any, eval_data: Any = None, *, out: str | Path | None = None, co
     ckpt_dir = out_dir / CHECKPOINT_DIR
     checkpoint = _load_checkpoint(ckpt_dir) if resume else None
 
-    # ---- 2. data and model ---------------------------------------------------------------------
+    # ---- 2-3. the model and the data ---------------------------------------------------------------------
     pairs_set = _trainable(data, "training data")
     eval_set = _trainable(eval_data, "eval data") if eval_data is not None else None
     model_dir = _model_folder(cfg, pairs_set, out_dir, d)
