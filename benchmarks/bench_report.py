@@ -66,6 +66,21 @@ def chromium_load(path: Path, loads: int) -> tuple[list[float], list[float]]:
     return walls, events
 
 
+def worst_case(a, data, args) -> tuple[float, int, list[float]]:
+    """The same audit with every pair flagged (a stand-in column) and every text 3,000 characters long."""
+    from prefaudit.report import render_html
+
+    stretched = data.df.with_columns(
+        [pl.concat_str([pl.col(c)] * 12, separator=" ").str.slice(0, 3000).alias(c)
+         for c in ("prompt", "chosen", "rejected")])
+    a.data = type(data)(stretched, source=data.source)
+    a.pairs = a.pairs.with_columns(pl.lit(True).alias("stress_flag"), pl.lit(0.0).alias("stress_score"))
+    out = WORK / f"report_{args.pairs}_worst.html"
+    t = time.perf_counter()
+    render_html(a, out, max_pairs=args.max_pairs)
+    return time.perf_counter() - t, out.stat().st_size, chromium_load(out, args.loads)[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pairs", type=int, default=100_000)
@@ -75,6 +90,8 @@ def main() -> None:
     ap.add_argument("--renders", type=int, default=2)
     ap.add_argument("--analyzers", nargs="*", default=None, help="restrict the audit (default: all)")
     ap.add_argument("--tokenizer", default="tiny", help="tokenizer for the truncation audit ('' for none)")
+    ap.add_argument("--worst-case", action="store_true",
+                    help="also render a worst case: every pair flagged, every text past the 1,500-char embed cap")
     args = ap.parse_args()
 
     import prefaudit
@@ -109,6 +126,7 @@ def main() -> None:
 
     walls, events = chromium_load(out, args.loads)
     a_walls, a_events = chromium_load(anchor, args.loads)
+    worst = worst_case(a, data, args) if args.worst_case else None
 
     ran = [k for k, r in a.results.items() if not r.skipped]
     n_flagged = ranked(a.pairs, a.pairs.height).height
@@ -126,6 +144,10 @@ def main() -> None:
           f"(max {max(walls):.2f}) | {statistics.median(a_walls):.2f} | < 3 |")
     print(f"| Chromium load event (s), median | {statistics.median(events):.2f} | "
           f"{statistics.median(a_events):.2f} | |")
+    if worst is not None:
+        t_w, size_w, walls_w = worst
+        print(f"| worst case ({args.max_pairs:,} pairs embedded, every text cut at the cap): write / size / "
+              f"Chromium | {t_w:.2f} s / {size_w / 1e6:.2f} MB / {statistics.median(walls_w):.2f} s | | |")
 
 
 if __name__ == "__main__":

@@ -55,12 +55,11 @@ DETAILS_FIRST = {"coverage": ("gaps", "clusters"), "hygiene": ("summary",),
                  "bias": ("length_bins", "effects")}
 #: Detail tables that are plot data or long listings: folded away (still in the page).
 DETAILS_FOLDED = {"coverage": ("map", "points", "silhouette", "target")}
-UNSAFE_ID = str.maketrans({c: "-" for c in " ./\\:#?&<>\"'`=%"})
 
 
 def anchor(name: str) -> str:
     """An HTML id for a section (analyzer names are code-defined; still kept to a safe alphabet)."""
-    return "sec-" + "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name.translate(UNSAFE_ID))
+    return "sec-" + "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "-" for ch in name)
 
 
 @dataclass
