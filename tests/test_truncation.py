@@ -132,10 +132,11 @@ def _direct_counts(tok, df: pl.DataFrame, max_length: int) -> dict[str, int]:
     """Count truncated / damaged pairs with plain tokenizer calls, for both modes."""
     eos = tok.eos_token
     counts = {"truncated": 0, "keep_start_damaged": 0, "keep_start_empty": 0, "keep_end_prompt_damaged": 0}
-    for prompt, chosen, rejected in df.select("prompt", "chosen", "rejected").iter_rows():
-        p = tok(prompt)["input_ids"]
-        c = tok(prompt + chosen + eos)["input_ids"]
-        r = tok(prompt + rejected + eos)["input_ids"]
+    prompts, chosen, rejected = (df[k].to_list() for k in ("prompt", "chosen", "rejected"))
+    enc_p = tok(prompts)["input_ids"]
+    enc_c = tok([p + c + eos for p, c in zip(prompts, chosen, strict=True)])["input_ids"]
+    enc_r = tok([p + r + eos for p, r in zip(prompts, rejected, strict=True)])["input_ids"]
+    for p, c, r in zip(enc_p, enc_c, enc_r, strict=True):
         n = 0
         while n < min(len(p), len(c), len(r)) and p[n] == c[n] == r[n]:
             n += 1
