@@ -14,8 +14,9 @@ Truncation (``mode``):
   loses tokens from its *start* — only as many as needed, never below ``max_prompt_length`` (default
   ``max_length // 2``) — and the responses are cut to the tokens left. The end of the conversation
   (the last question) is kept, and each response keeps at least ``max_length - max_prompt_length``
-  tokens, so a long prompt never crowds the responses out (trl < 0.12's rule with
-  ``truncation_mode="keep_end"``).
+  tokens, so a long prompt never crowds the responses out. (trl < 0.12 with
+  ``truncation_mode="keep_end"`` did the same, except that it cut the prompt straight to
+  ``max_prompt_length``.)
 - ``"keep_start"`` (trl >= 1.0's rule): each sequence prompt + response keeps its first ``max_length``
   tokens. The prompt is kept whole when it fits and both responses are cut to the
   ``max_length - len(prompt)`` tokens left; a prompt that fills ``max_length`` leaves no response token
