@@ -4,30 +4,45 @@
     result = train(pairs, eval_pairs, model="tiny", loss="sigmoid", beta=0.1, steps=200, out="run/")
     result.summary["eval"]["preference_accuracy"]
     texts = generate(result, prompts, max_new_tokens=64)
+
+Names are imported lazily, so that ``prefaudit.train.truncation`` (used by the truncation audit)
+loads without torch.
 """
 
+from __future__ import annotations
+
+import importlib
 import sys
 import types
+from typing import Any
 
-from prefaudit.train.generate import generate
-from prefaudit.train.loop import TrainConfig, TrainResult, train
-from prefaudit.train.losses import LOSSES, LossOutput, LossParams, PairLogps, get_loss
-from prefaudit.train.presets import build_tiny, load_model, train_tokenizer
-from prefaudit.train.truncation import TRUNCATION_MODES, prepare_pairs, tokenize_pairs, truncate_pair
+_LAZY = {
+    "train": "loop", "TrainConfig": "loop", "TrainResult": "loop",
+    "generate": "sampling",
+    "LOSSES": "losses", "LossOutput": "losses", "LossParams": "losses", "PairLogps": "losses",
+    "get_loss": "losses",
+    "build_tiny": "presets", "load_model": "presets", "train_tokenizer": "presets",
+    "TRUNCATION_MODES": "truncation", "prepare_pairs": "truncation", "tokenize_pairs": "truncation",
+    "truncate_pair": "truncation",
+}
 
-__all__ = [
-    "LOSSES", "TRUNCATION_MODES", "LossOutput", "LossParams", "PairLogps", "TrainConfig", "TrainResult",
-    "build_tiny", "generate", "get_loss", "load_model", "prepare_pairs", "tokenize_pairs", "train",
-    "train_tokenizer", "truncate_pair",
-]
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'prefaudit.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"prefaudit.train.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
 
 
 class _CallableModule(types.ModuleType):
     """``prefaudit.train`` is both this package and the function: importing the package (which binds
     ``prefaudit.train`` to the module) must not break ``prefaudit.train(data, ...)``."""
 
-    def __call__(self, *args, **kwargs):
-        return train(*args, **kwargs)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return __getattr__("train")(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _CallableModule
