@@ -35,11 +35,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from prefaudit.analyzers.base import Analyzer, AnalyzerResult, AuditContext, Metric
 from prefaudit.errors import ConfigError, InputError
-from prefaudit.stats import wilson_interval
+from prefaudit.stats import mean_interval, wilson_interval
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -188,7 +189,9 @@ def _rate(k: int, n: int) -> tuple[float | None, float | None, float | None]:
 
 def breakdown(frame: pl.DataFrame, group: str, max_groups: int = BREAKDOWN_GROUPS_MAX) -> pl.DataFrame:
     """Per value of ``group``: n, share, chosen-longer rate and every ``*_flag`` share (Wilson CIs),
-    and the mean of every ``*_score``; the ``max_groups`` largest groups, largest first.
+    the mean of every ``*_score``, and ``noise_rate`` — the mean of 1 - ``noise_score``, i.e. the
+    expected share of wrong labels in the group (normal-approximation CI) — when noise ran; the
+    ``max_groups`` largest groups, largest first.
 
     ``frame`` holds ``group``, ``_longer`` (chosen strictly longer in characters; null for ties) and the
     per-pair ``<analyzer>_score`` / ``<analyzer>_flag`` columns.
@@ -200,6 +203,8 @@ def breakdown(frame: pl.DataFrame, group: str, max_groups: int = BREAKDOWN_GROUP
     for c in flags:
         aggs += [pl.col(c).count().alias(f"_n_{c}"), pl.col(c).sum().alias(f"_k_{c}")]
     aggs += [pl.col(c).mean().alias(f"{c}_mean") for c in scores]
+    if "noise_score" in scores:
+        aggs.append((1 - pl.col("noise_score")).drop_nulls().alias("_noise_wrong"))
     total = frame.height
     g = (frame.group_by(group).agg(aggs).sort(["n", group], descending=[True, False], nulls_last=True)
          .head(max_groups))
@@ -214,6 +219,11 @@ def breakdown(frame: pl.DataFrame, group: str, max_groups: int = BREAKDOWN_GROUP
             row.update({f"{c}_share": v, f"{c}_share_ci_lo": lo, f"{c}_share_ci_hi": hi})
         for c in scores:
             row[f"{c}_mean"] = rec[f"{c}_mean"]
+        if "_noise_wrong" in rec:
+            wrong = np.asarray(rec["_noise_wrong"], dtype=float)
+            ci = mean_interval(wrong)
+            row.update(noise_rate=float(wrong.mean()) if wrong.size else None,
+                       noise_rate_ci_lo=ci[0] if ci else None, noise_rate_ci_hi=ci[1] if ci else None)
         rows.append(row)
     return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame(
         schema={"group": pl.Utf8, "n": pl.UInt32, "share": pl.Float64})

@@ -101,6 +101,9 @@ def test_breakdowns_match_direct_counts() -> None:
         assert row["noise_flag_share"] == pytest.approx(flags / sub.height)
         assert row["chosen_longer_rate"] == pytest.approx(longer / sub.height)
         assert row["noise_flag_share_ci_lo"] <= row["noise_flag_share"] <= row["noise_flag_share_ci_hi"]
+        wrong = [0.9 - 0.001 * i if i % 5 == 0 else 0.1 for i in sub["i"]]  # 1 - the stub's noise_score
+        assert row["noise_rate"] == pytest.approx(sum(wrong) / len(wrong))
+        assert row["noise_rate_ci_lo"] < row["noise_rate"] < row["noise_rate_ci_hi"]
     clusters = a.breakdowns["coverage_cluster"].sort("group")
     assert clusters["group"].to_list() == ["0", "1"] and clusters["n"].to_list() == [30, 30]
     # even pairs: i % 5 == 0 for i in 0,10,...,50 -> 6 of 30

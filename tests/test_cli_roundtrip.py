@@ -23,7 +23,7 @@ from prefaudit.audit import CONTRACT_METRICS
 from prefaudit.cli import main
 from prefaudit.data.load import load, load_annotations
 
-N = 1000
+N = 2000  # the generator's default size
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,8 +39,8 @@ def cli(*argv: object) -> int:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("roundtrip")
-    synth.make(N, seed=0).write(d / "clean")
-    synth.make(N, flip_rate=0.3, seed=0).write(d / "noisy")
+    synth.make(seed=0).write(d / "clean")  # generator defaults
+    synth.make(flip_rate=0.3, seed=0).write(d / "noisy")  # + 30% random flips
     paths = {"dir": d, "clean": d / "clean" / "pairs.jsonl", "noisy": d / "noisy" / "pairs.jsonl",
              "target": d / "clean" / "target.jsonl", "truth": d / "noisy" / "truth.jsonl"}
     # the audits every test below reads (embeddings on: the default)
