@@ -20,14 +20,14 @@ def length_batches(prompt_len: np.ndarray, response_len: np.ndarray, indices: Se
     """Cut ``indices`` into batches of similar shape: by prompt length, then by response length.
 
     The pairs are sorted by prompt length (longest first) and taken ``group_batches`` batches at a
-    time (default: an eighth of the batches); inside such a group they are sorted by response length
+    time (default: an eighth of the batches, within [4, 16]); inside such a group they are sorted by response length
     before being cut. A batch then has both a narrow range of prompt lengths and of response
     lengths — what the shared-prompt layout pads to — and a narrow range of total lengths too.
     """
     idx = np.asarray(indices, dtype=np.int64)
     idx = idx[np.argsort(-prompt_len[idx], kind="stable")]
-    if group_batches is None:
-        group_batches = -(-len(idx) // batch_size) // 8
+    if group_batches is None:  # measured on hh-rlhf: 4 batches for small sets, up to 16 for large ones
+        group_batches = min(16, max(4, -(-len(idx) // batch_size) // 8))
     group = max(1, group_batches) * batch_size
     out: list[list[int]] = []
     for g in range(0, len(idx), group):
@@ -44,7 +44,7 @@ def batch_schedule(prompt_len: Sequence[int], response_len: Sequence[int], batch
     Pairs are drawn epoch by epoch, each epoch a fresh permutation (seeded by ``seed`` and the epoch),
     so every pair is seen once per epoch and nothing is dropped. The stream is cut into windows of
     ``bucket_batches`` batches; inside a window the pairs are grouped by length
-    (:func:`length_batches`, in groups of an eighth of the window) and the batches shuffled — padding waste falls while the order stays
+    (:func:`length_batches`) and the batches shuffled — padding waste falls while the order stays
     random. ``bucket_batches=1`` gives plain random batches.
     """
     n = len(prompt_len)
