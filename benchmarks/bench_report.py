@@ -126,10 +126,10 @@ def main() -> None:
 
     walls, events = chromium_load(out, args.loads)
     a_walls, a_events = chromium_load(anchor, args.loads)
-    worst = worst_case(a, data, args) if args.worst_case else None
-
     ran = [k for k, r in a.results.items() if not r.skipped]
     n_flagged = ranked(a.pairs, a.pairs.height).height
+    worst = worst_case(a, data, args) if args.worst_case else None  # mutates the audit: keep it last
+
     print(f"prefaudit {prefaudit.__version__}; {platform.platform()}; python {platform.python_version()}")
     print(f"data: {args.pairs:,} synthetic pairs ({t_data:.1f} s to load/generate); audit "
           f"({'embeddings' if args.embeddings else 'no embeddings'}; ran {', '.join(ran)}): {t_audit:.1f} s; "
