@@ -13,8 +13,9 @@ or relabeled pair with ``action`` and **all** its reason codes, so that kept + r
 - ``truncated_looking``: a response looks cut off mid-sentence (off by default: informational);
 - ``truncation``: the pair loses what distinguishes its responses at the trainer's ``max_length``;
 - ``low_agreement``: ``agreement_score`` below the policy's minimum;
-- ``noise``: ``noise_score`` below the policy's threshold (likely mislabeled): removed, or relabeled
-  when annotations support the other side (action ``relabel``);
+- ``noise``: likely mislabeled — by default the lowest-``noise_score`` pairs, 0.9 x as many as the
+  noise analyzer estimates are mislabeled (``select = "budget"``), or those below a score threshold
+  (``select = "threshold"``): removed, or relabeled when annotations support the other side;
 - ``length_debias``: removed by length resampling (``[length] mode = "resample"``), which brings the
   chosen-longer rate of what is kept to 0.5 within a tolerance; ``mode = "weights"`` instead gives
   every kept pair a ``weight`` with the same effect and removes nothing.
@@ -44,6 +45,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 if TYPE_CHECKING:
+    from prefaudit.analyzers.base import Metric
     from prefaudit.audit import Audit
     from prefaudit.data.preference_set import PreferenceSet
 
@@ -63,11 +65,13 @@ POLICY_SCHEMA: dict[str, dict[str, Any]] = {
     "truncated_looking": {"action": "keep"},
     "truncation": {"action": "remove"},
     "agreement": {"action": "remove", "min_score": 0.6},
-    "noise": {"action": "remove", "max_score": 0.5, "use_flag": True, "relabel_below": 0.5},
+    "noise": {"action": "remove", "select": "budget", "budget": 0.9, "max_score": 0.5, "use_flag": False,
+              "relabel_below": 0.5},
     "length": {"mode": "none", "tolerance": 0.02},
     "review": {"reasons": ["noise", "low_agreement", "contradiction"], "include_flagged": True},
 }
 SECTION_ACTIONS = {"noise": ("remove", "relabel", "keep"), "length": ("none", "resample", "weights")}
+SELECTS = ("budget", "threshold")
 
 
 # ---- policy ----------------------------------------------------------------------------------------
@@ -100,6 +104,10 @@ def _check_policy(d: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]
             if out[section][key] not in allowed:
                 raise ConfigError(f"{where}: [{section}] {key} must be one of {', '.join(allowed)}, "
                                   f"got {out[section][key]!r}")
+    if out["noise"]["select"] not in SELECTS:
+        raise ConfigError(f"{where}: [noise] select must be one of {', '.join(SELECTS)}, got {out['noise']['select']!r}")
+    if out["noise"]["budget"] < 0:
+        raise ConfigError(f"{where}: [noise] budget must be >= 0")
     tol = out["length"]["tolerance"]
     if not 0 <= tol < 0.5:
         raise ConfigError(f"{where}: [length] tolerance must be in [0, 0.5)")
@@ -136,49 +144,61 @@ def _bool(s: pl.Series | None, n: int) -> pl.Series:
     return s.cast(pl.Boolean).fill_null(False)
 
 
-def _rule_tie(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
+def _rule_tie(t: pl.DataFrame, p: Mapping[str, Any], m: Mapping[str, Metric]) -> pl.Series:
     return _bool(t["tie"], t.height)
 
 
-def _rule_empty(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
+def _rule_empty(t: pl.DataFrame, p: Mapping[str, Any], m: Mapping[str, Metric]) -> pl.Series:
     return _bool(_col(t, "hygiene_empty_response"), t.height)
 
 
-def _rule_identical(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
+def _rule_identical(t: pl.DataFrame, p: Mapping[str, Any], m: Mapping[str, Metric]) -> pl.Series:
     return _bool(_col(t, "hygiene_identical_pair"), t.height)
 
 
-def _rule_duplicate(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
+def _rule_duplicate(t: pl.DataFrame, p: Mapping[str, Any], m: Mapping[str, Metric]) -> pl.Series:
     """Every copy after the first (hygiene marks only the later copies, so one is kept)."""
     col = "hygiene_normalized_duplicate" if p["normalized"] else "hygiene_exact_duplicate"
     return _bool(_col(t, col), t.height)
 
 
-def _rule_contradiction(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
+def _rule_contradiction(t: pl.DataFrame, p: Mapping[str, Any], m: Mapping[str, Metric]) -> pl.Series:
     return _bool(_col(t, "hygiene_contradiction"), t.height)
 
 
-def _rule_eval_leakage(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
+def _rule_eval_leakage(t: pl.DataFrame, p: Mapping[str, Any], m: Mapping[str, Metric]) -> pl.Series:
     return _bool(_col(t, "hygiene_eval_leakage"), t.height)
 
 
-def _rule_truncated_looking(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
+def _rule_truncated_looking(t: pl.DataFrame, p: Mapping[str, Any], m: Mapping[str, Metric]) -> pl.Series:
     return _bool(_col(t, "hygiene_truncated_looking"), t.height)
 
 
-def _rule_truncation(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
+def _rule_truncation(t: pl.DataFrame, p: Mapping[str, Any], m: Mapping[str, Metric]) -> pl.Series:
     return _bool(_col(t, "truncation_flag"), t.height)
 
 
-def _rule_low_agreement(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
+def _rule_low_agreement(t: pl.DataFrame, p: Mapping[str, Any], m: Mapping[str, Metric]) -> pl.Series:
     s = _col(t, "agreement_score")
     if s is None:
         return _bool(None, t.height)
     return (s < p["min_score"]).fill_null(False)
 
 
-def _rule_noise(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
+def _rule_noise(t: pl.DataFrame, p: Mapping[str, Any], m: Mapping[str, Metric]) -> pl.Series:
+    """``select = "budget"``: the lowest-``noise_score`` pairs, ``budget`` x the estimated number of
+    mislabeled pairs (``noise.estimated_rate`` x pairs; ties and unscored pairs never count); falls back to
+    the threshold rule when the rate is undefined. ``select = "threshold"``: ``noise_score`` <
+    ``max_score`` (or'ed with ``noise_flag`` when ``use_flag``)."""
     s = _col(t, "noise_score")
+    rate = m.get("noise.estimated_rate")
+    if p["select"] == "budget" and s is not None and rate is not None and rate.value is not None:
+        k = int(round(p["budget"] * rate.value * t.height))
+        ranked = pl.DataFrame({"s": s}).with_row_index("i").filter(pl.col("s").is_not_null()) \
+            .sort(["s", "i"]).head(k)["i"].to_numpy()
+        hit = np.zeros(t.height, dtype=bool)
+        hit[ranked] = True
+        return pl.Series(hit)
     hit = _bool(None, t.height) if s is None else (s < p["max_score"]).fill_null(False)
     if p["use_flag"]:
         hit = hit | _bool(_col(t, "noise_flag"), t.height)
@@ -186,7 +206,7 @@ def _rule_noise(t: pl.DataFrame, p: Mapping[str, Any]) -> pl.Series:
 
 
 #: Rules in order: reason code -> (policy section, rule). Each rule sees the joined table.
-RULES: dict[str, tuple[str, Callable[[pl.DataFrame, Mapping[str, Any]], pl.Series]]] = {
+RULES: dict[str, tuple[str, Callable[[pl.DataFrame, Mapping[str, Any], Mapping[str, Metric]], pl.Series]]] = {
     "tie": ("ties", _rule_tie),
     "empty_response": ("empty", _rule_empty),
     "identical_pair": ("identical", _rule_identical),
@@ -372,12 +392,15 @@ def clean(
         aud = audit(data_or_audit, annotations, eval=eval, analyzers=list(NEEDED_ANALYZERS), seed=seed,
                     embeddings=embeddings, embedder=embedder, tokenizer=tokenizer, max_length=max_length,
                     progress=progress)
-    return apply_policy(aud.data, aud.pairs, pol, seed=seed, audit=aud)
+    return apply_policy(aud.data, aud.pairs, pol, metrics=aud.metrics, seed=seed, audit=aud)
 
 
 def apply_policy(data: PreferenceSet, pairs: pl.DataFrame, policy: Mapping[str, Mapping[str, Any]], *,
-                 seed: int = 0, audit: Audit | None = None) -> CleanResult:
-    """The pure core of :func:`clean`: policy + per-pair table -> cleaned set + manifest."""
+                 metrics: Mapping[str, Metric] | None = None, seed: int = 0,
+                 audit: Audit | None = None) -> CleanResult:
+    """The pure core of :func:`clean`: policy + per-pair table (+ the audit's metrics, for the noise
+    budget) -> cleaned set + manifest."""
+    metrics = metrics if metrics is not None else (audit.metrics if audit is not None else {})
     n = data.df.height
     t = data.df.select("pair_id", "tie", "chosen", "rejected").join(
         pairs.drop([c for c in ("tie", "chosen", "rejected") if c in pairs.columns]),
@@ -388,7 +411,7 @@ def apply_policy(data: PreferenceSet, pairs: pl.DataFrame, policy: Mapping[str, 
         p = policy[section]
         if p["action"] == "keep":
             continue
-        hit = rule(t, p)
+        hit = rule(t, p, metrics)
         if code == "noise" and p["action"] == "relabel":
             ok = _relabel_supported(data, t, p["relabel_below"])
             relabel = hit & ok

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from prefaudit.analyzers.base import Metric
 from prefaudit.clean import apply_policy, debias_resample, debias_weights, load_policy
 from prefaudit.data.preference_set import Annotations, PreferenceSet
 from prefaudit.errors import ConfigError
@@ -54,8 +55,20 @@ def test_default_policy_reasons_and_accounting() -> None:
     assert res.counts["by_reason"]["contradiction"] == 2 and res.counts["by_reason"]["noise"] == 3
 
 
+def test_noise_budget_takes_the_lowest_scores() -> None:
+    """Budget 0.9 x estimated rate 0.25 x 10 pairs = 2 pairs: the two lowest noise scores (p7, p4)."""
+    rate = {"noise.estimated_rate": Metric(0.25, (0.2, 0.3), 10)}
+    res = apply_policy(_data(), _table(), load_policy(None), metrics=rate)
+    assert res.ids_with_reason("noise") == ["p4", "p7"]
+    res = apply_policy(_data(), _table(), load_policy({"noise": {"budget": 0.0}}), metrics=rate)
+    assert res.ids_with_reason("noise") == []
+    # without a defined rate the threshold rule applies (noise_score < 0.5)
+    res = apply_policy(_data(), _table(), load_policy(None), metrics={"noise.estimated_rate": Metric(None)})
+    assert res.ids_with_reason("noise") == ["p4", "p7", "p9"]
+
+
 def test_rules_can_be_turned_off_and_thresholds_move() -> None:
-    pol = load_policy({"noise": {"max_score": 0.15, "use_flag": False}, "agreement": {"action": "keep"},
+    pol = load_policy({"noise": {"select": "threshold", "max_score": 0.15, "use_flag": False}, "agreement": {"action": "keep"},
                        "ties": {"action": "keep"}, "duplicates": {"normalized": False}})
     res = apply_policy(_data(), _table(), pol)
     r = _reasons(res)
@@ -70,7 +83,7 @@ def test_relabel_by_consensus_when_annotations_support_it() -> None:
         "pair_id": ["p4", "p4", "p4", "p9", "p9"], "annotator_id": ["x", "y", "z", "x", "y"],
         "label": ["a", "a", "b", "a", "a"]})
     data = PreferenceSet(data.df.with_columns(pl.lit("a").alias("chosen_side")), annotations=Annotations(votes))
-    res = apply_policy(data, _table(), load_policy({"noise": {"action": "relabel"}}))
+    res = apply_policy(data, _table(), load_policy({"noise": {"action": "relabel", "select": "threshold"}}))
     man = {r["pair_id"]: r for r in res.manifest.iter_rows(named=True)}
     assert man["p4"]["action"] == "relabel" and man["p4"]["reasons"] == ["noise"]
     assert man["p9"]["action"] == "remove"  # no annotation supports the other side
@@ -138,6 +151,7 @@ def test_outputs_trl_manifest_review(tmp_path: Path) -> None:
     ({"noise": {"max_score": "low"}}, "must be a number"),
     ({"spelling": {"action": "remove"}}, "unknown policy section"),
     ({"noise": {"threshold": 0.5}}, "unknown key"),
+    ({"noise": {"select": "top"}}, "select must be one of"),
     ({"length": {"mode": "resample", "tolerance": 0.7}}, "tolerance"),
 ])
 def test_bad_policies(policy: dict, fragment: str) -> None:
