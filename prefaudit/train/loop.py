@@ -96,7 +96,7 @@ class TrainConfig:
     seed: int = 0
     bucket_batches: int = 64  # batches per length-sorting window (1 = plain random batches)
     share_prompt: bool = True  # run each prompt once for both responses (when the model allows it)
-    ref_batch_size: int | None = None  # pairs per reference / eval forward (default 2 x batch_size)
+    ref_batch_size: int | None = None  # pairs per reference / eval forward (default: batch_size, 4x on GPU)
     save_every: int = 0  # checkpoint every N steps (0: never)
     eval_every: int = 0  # evaluate every N steps (0: only at the end)
     sft_steps: int = 0
@@ -245,7 +245,7 @@ def train(data: Any, eval_data: Any = None, *, out: str | Path | None = None, co
         raise ConfigError(f"--resume: {ckpt_dir} belongs to a run with other data or options")
     loss_fn, params = get_loss(cfg.loss), cfg.loss_params()
     needs_ref = cfg.loss not in REFERENCE_FREE
-    ref_bs = cfg.ref_batch_size or 2 * cfg.batch_size
+    ref_bs = cfg.ref_batch_size or (cfg.batch_size if device.type == "cpu" else 4 * cfg.batch_size)
     metrics: list[dict[str, Any]] = []
     metrics_path = out_dir / "metrics.jsonl"
 
