@@ -15,10 +15,17 @@ from prefaudit.errors import ConfigError
 
 TINY = {"n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 512}
 
+# One worker runs the whole module, so the module-scoped ablation is trained once.
+pytestmark = pytest.mark.xdist_group("ablate")
+
+RUN = dict(seeds=2, steps=3, batch_size=8, max_length=96, lr=1e-3, preset=TINY, embeddings=False,
+           arms=("raw", "cleaned", "random_drop", "robust", "length_debiased", "subset:first100"),
+           gold=synth.gold_scores, generate=3, max_new_tokens=6, n_boot=200)
+
 
 @pytest.fixture(scope="module")
 def noisy():
-    return synth.make(n_pairs=240, flip_rate=0.2, length_bias=0.8, n_eval=60, seed=3)
+    return synth.make(n_pairs=160, flip_rate=0.2, length_bias=0.8, n_eval=40, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +34,7 @@ def ablation(noisy, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("ablation")
     ids = noisy.pairs.pair_ids[:100]
-    res = ablate(noisy.pairs, noisy.eval, out=out, seeds=2, steps=3, batch_size=8, max_length=96, lr=1e-3,
-                 preset=TINY, embeddings=False, arms=("raw", "cleaned", "random_drop", "robust", "length_debiased",
-                                                      "subset:first100"),
-                 subsets={"first100": ids}, gold=synth.gold_scores, generate=4, max_new_tokens=8, n_boot=200)
+    res = ablate(noisy.pairs, noisy.eval, out=out, subsets={"first100": ids}, **RUN)
     return res, out, ids
 
 
@@ -74,21 +78,19 @@ def test_every_run_shares_the_start_model_and_steps(ablation):
 
 
 def test_resume_skips_finished_runs(ablation, noisy, monkeypatch):
-    from prefaudit import ablate as ab
     import prefaudit.train as train_pkg
+    from prefaudit import ablate as ab
 
     res, out, ids = ablation
     calls = []
     monkeypatch.setattr(train_pkg, "train", lambda *a, **k: calls.append(1))
-    again = ab.ablate(noisy.pairs, noisy.eval, out=out, seeds=2, steps=3, batch_size=8, max_length=96, lr=1e-3,
-                      preset=TINY, embeddings=False, arms=("raw", "cleaned", "random_drop", "robust",
-                                                           "length_debiased", "subset:first100"),
-                      subsets={"first100": ids}, gold=synth.gold_scores, generate=4, max_new_tokens=8, n_boot=200)
+    again = ab.ablate(noisy.pairs, noisy.eval, out=out, subsets={"first100": ids}, **RUN)
     assert calls == []
     assert again.summary["differences"] == res.summary["differences"]
 
 
-def test_length_debiased_arm_balances_chosen_longer(noisy):
+def test_length_debiased_arm_balances_chosen_longer():
+    noisy = synth.make(n_pairs=1000, flip_rate=0.2, length_bias=0.8, n_eval=40, seed=3)
     ctx = AblationContext(noisy.pairs, noisy.eval, AblationConfig(), {})
     plan = build_arm("length_debiased", ctx)
     df = plan.pairs(0).df
@@ -165,8 +167,8 @@ def test_cli_ablate_and_report_slot(tmp_path, noisy, capsys):
     assert "cleaned - raw" in capsys.readouterr().out
     d = json.loads((out / "ablation.json").read_text())
     assert d["arms"]["subset:mine"]["n_pairs"] == 50
-    from prefaudit.report import render_html
     from prefaudit.audit import audit
+    from prefaudit.report import render_html
 
     html = render_html(audit(noisy.pairs, embeddings=False), ablation=out)
     assert "subset:mine" in html and "cleaned" in html
