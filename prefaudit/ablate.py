@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from prefaudit._callable import callable_module
 from prefaudit.data.preference_set import PreferenceSet
 from prefaudit.errors import ConfigError, InputError
 
@@ -476,3 +477,6 @@ def _summarise(plans: list[ArmPlan], runs: dict[str, list[dict[str, Any]]], cfg:
                  "leakage": eval_leakage_share(ctx.data, eval_set)},
         "cleaning": clean_info,
     }
+
+
+callable_module(__name__, ablate)
