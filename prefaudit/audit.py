@@ -26,9 +26,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import sys
 import time
-import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from prefaudit._callable import callable_module
 from prefaudit.analyzers.base import Analyzer, AnalyzerResult, AuditContext, Metric
 from prefaudit.errors import ConfigError, InputError
 from prefaudit.stats import mean_interval, wilson_interval
@@ -720,26 +719,6 @@ def _describe(x: Any) -> str | None:
     if src is not None and getattr(src, "path", None):
         return str(src.path)
     return type(x).__name__
-
-
-class _CallableModule(types.ModuleType):
-    """A module that is also its main function (``prefaudit.audit(...)`` after ``import prefaudit.audit``).
-
-    Importing ``prefaudit.audit`` binds the package attribute to this module, shadowing the lazy
-    public function of the same name; a callable module keeps ``prefaudit.audit(data)`` working.
-    """
-
-    __main_function__: Callable[..., Any]
-
-    def __call__(self, *args: Any, **kw: Any) -> Any:
-        return self.__main_function__(*args, **kw)
-
-
-def callable_module(name: str, function: Callable[..., Any]) -> None:
-    """Make module ``name`` callable as ``function`` (used by audit, gate and clean)."""
-    module = sys.modules[name]
-    module.__class__ = _CallableModule
-    module.__main_function__ = function
 
 
 callable_module(__name__, audit)

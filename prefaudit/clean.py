@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from prefaudit.audit import callable_module
+from prefaudit._callable import callable_module
 from prefaudit.errors import ConfigError, InputError
 
 if sys.version_info >= (3, 11):

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from prefaudit.audit import CONTRACT_METRICS, NAMESPACE_ANALYZER, callable_module
+from prefaudit._callable import callable_module
+from prefaudit.audit import CONTRACT_METRICS, NAMESPACE_ANALYZER
 from prefaudit.errors import ConfigError
 
 if sys.version_info >= (3, 11):
