@@ -28,7 +28,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,6 +113,23 @@ REQUIREMENTS: dict[str, Callable[[PreferenceSet, AuditContext], str | None]] = {
     "coverage": _needs_embeddings,
     "truncation": _needs_tokenizer,
 }
+
+#: Default analyzers whose cost grows with cross-validated model fits over every pair: on a set larger
+#: than ``max_model_pairs`` they run on a seeded random sample (name -> does it apply to this data?).
+#: Noise only without annotations (the Dawid-Skene posterior over votes is cheap and exact).
+SAMPLED: dict[str, Callable[[PreferenceSet], bool]] = {
+    "noise": lambda data: not data.has_annotations,
+    "bias": lambda data: True,
+}
+MAX_MODEL_PAIRS = 50_000
+
+
+def _on_sample(res: AnalyzerResult, n_sample: int, n_total: int) -> AnalyzerResult:
+    """Say in every metric's note (and the config) that ``res`` was computed on a random sample."""
+    what = f"on a random sample of {n_sample:,} of {n_total:,} pairs (max_model_pairs)"
+    res.metrics = {k: replace(m, note=f"{m.note}; {what}" if m.note else what) for k, m in res.metrics.items()}
+    res.config = {**res.config, "sample": {"pairs": n_sample, "of": n_total}}
+    return res
 
 
 # ---- JSON helpers ----------------------------------------------------------------------------------
@@ -634,6 +651,7 @@ def audit(
     by: Sequence[str] | str = (),
     progress: bool = False,
     n_examples: int = EXAMPLES_DEFAULT,
+    max_model_pairs: int | None = MAX_MODEL_PAIRS,
 ) -> Audit:
     """Audit preference data: run every applicable analyzer and join their results.
 
@@ -643,6 +661,9 @@ def audit(
     analyzer name to its keyword parameters. ``embeddings=False`` runs only what needs no embedding
     model (see the module docstring); ``tokenizer`` (object, local path or ``"tiny"``) enables the
     truncation audit at ``max_length``; ``by`` names metadata columns to break the results down by.
+    On more than ``max_model_pairs`` pairs (None or 0: no limit) the model-fitting analyzers of
+    :data:`SAMPLED` run on a seeded random sample of that size: their metrics say so in their notes
+    and their per-pair columns are null outside the sample (:func:`prefaudit.clean` scores every pair).
     """
     clock = _Clock()
     by = (by,) if isinstance(by, str) else tuple(by)
@@ -665,7 +686,15 @@ def audit(
     for name, (make, registered) in plan.items():
         check = REQUIREMENTS.get(name) if registered else None
         reason = check(pset, ctx) if check is not None else None
-        res = AnalyzerResult.skip(name, reason) if reason is not None else make().run(pset, ctx)
+        sample = (registered and max_model_pairs is not None and 0 < max_model_pairs < len(pset)
+                  and SAMPLED.get(name, lambda d: False)(pset))
+        if reason is not None:
+            res = AnalyzerResult.skip(name, reason)
+        elif sample:
+            sub = pset.sample(max_model_pairs, seed=seed)
+            res = _on_sample(make().run(sub, ctx), len(sub), len(pset))
+        else:
+            res = make().run(pset, ctx)
         results[name] = res
         clock.lap(name)
     pairs = join_pairs(pset.df.select("pair_id"), results.values())
@@ -683,6 +712,7 @@ def audit(
         "target": _describe(target),
         "eval": _describe(eval),
         "analyzers": list(plan),
+        "max_model_pairs": max_model_pairs,
     }
     return Audit(metrics=metrics, results=results, pairs=pairs, breakdowns=breakdowns,
                  input=_input_block(pset), config=cfg, seed=seed, timings=timings, data=pset,

@@ -187,15 +187,15 @@ def _rule_low_agreement(t: pl.DataFrame, p: Mapping[str, Any], m: Mapping[str, M
 
 def _rule_noise(t: pl.DataFrame, p: Mapping[str, Any], m: Mapping[str, Metric]) -> pl.Series:
     """``select = "budget"``: the lowest-``noise_score`` pairs, ``budget`` x the estimated number of
-    mislabeled pairs (``noise.estimated_rate`` x pairs; ties and unscored pairs never count); falls back to
+    mislabeled pairs (``noise.estimated_rate`` x the scored pairs; ties and unscored pairs never count); falls back to
     the threshold rule when the rate is undefined. ``select = "threshold"``: ``noise_score`` <
     ``max_score`` (or'ed with ``noise_flag`` when ``use_flag``)."""
     s = _col(t, "noise_score")
     rate = m.get("noise.estimated_rate")
     if p["select"] == "budget" and s is not None and rate is not None and rate.value is not None:
-        k = int(round(p["budget"] * rate.value * t.height))
-        ranked = pl.DataFrame({"s": s}).with_row_index("i").filter(pl.col("s").is_not_null()) \
-            .sort(["s", "i"]).head(k)["i"].to_numpy()
+        scored = pl.DataFrame({"s": s}).with_row_index("i").filter(pl.col("s").is_not_null())
+        k = int(round(p["budget"] * rate.value * scored.height))
+        ranked = scored.sort(["s", "i"]).head(k)["i"].to_numpy()
         hit = np.zeros(t.height, dtype=bool)
         hit[ranked] = True
         return pl.Series(hit)
@@ -391,7 +391,7 @@ def clean(
     else:
         aud = audit(data_or_audit, annotations, eval=eval, analyzers=list(NEEDED_ANALYZERS), seed=seed,
                     embeddings=embeddings, embedder=embedder, tokenizer=tokenizer, max_length=max_length,
-                    progress=progress)
+                    progress=progress, max_model_pairs=None)  # every pair gets its scores
     return apply_policy(aud.data, aud.pairs, pol, metrics=aud.metrics, seed=seed, audit=aud)
 
 

@@ -77,3 +77,17 @@ def test_hh_rlhf_audit_and_default_gate(hh_path: Path, capsys: pytest.CaptureFix
     assert checks["hygiene.empty_response_share"]["status"] == "pass"
     assert checks["length.chosen_longer_rate"]["status"] == "pass"
     assert checks["agreement.krippendorff_alpha"]["status"] == "skip"  # no annotators recorded
+
+
+def test_model_analyzers_sampled_above_max_model_pairs() -> None:
+    data = synth.make(400, seed=2).pairs
+    a = prefaudit.audit(data, analyzers=["hygiene", "bias"], embeddings=False, max_model_pairs=150, seed=5)
+    bias = a.pairs["bias_score"]
+    assert bias.null_count() == 250 and a.pairs["hygiene_score"].null_count() == 0  # hygiene sees every pair
+    assert a.results["bias"].config["sample"] == {"pairs": 150, "of": 400}
+    m = a.metrics["length.chosen_longer_rate"]
+    assert m.n == 150 and "random sample of 150 of 400 pairs" in m.note
+    sampled = data.sample(150, seed=5)
+    assert set(a.pairs.filter(bias.is_not_null())["pair_id"]) == set(sampled.pair_ids)
+    full = prefaudit.audit(data, analyzers=["bias"], embeddings=False, max_model_pairs=None)
+    assert full.pairs["bias_score"].null_count() == 0 and full.metrics["length.chosen_longer_rate"].n == 400

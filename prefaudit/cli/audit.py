@@ -40,11 +40,15 @@ MaxLengthOpt = Annotated[int, typer.Option("--max-length", help="Token budget of
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="Embedding model name or local path (default: the bundled all-MiniLM-L6-v2).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+MaxModelPairsOpt = Annotated[int, typer.Option(
+    "--max-model-pairs", help="Above this many pairs, the model-fitting analyzers (noise without annotations, "
+    "bias) run on a seeded random sample of this size; 0: every pair.")]
 
 
 def run_audit(data: Path, annotations: Path | None, target: Path | None, eval_: Path | None, fmt: str,
               columns: list[str] | None, labels: list[str] | None, no_embeddings: bool, by: list[str] | None,
-              tokenizer: str | None, max_length: int, seed: int, model: str | None = None) -> Audit:
+              tokenizer: str | None, max_length: int, seed: int, model: str | None = None,
+              max_model_pairs: int = 50_000) -> Audit:
     """Load the inputs with the common options and audit them (shared by ``audit`` and ``gate``)."""
     from prefaudit.audit import audit
 
@@ -58,7 +62,8 @@ def run_audit(data: Path, annotations: Path | None, target: Path | None, eval_: 
 
         embedder = Embedder(model, progress=show_progress())
     result = audit(pset, target=tgt, eval=eval_, seed=seed, embeddings=not no_embeddings, embedder=embedder,
-                   tokenizer=tokenizer, max_length=max_length, by=tuple(by or ()), progress=show_progress())
+                   tokenizer=tokenizer, max_length=max_length, by=tuple(by or ()), progress=show_progress(),
+                   max_model_pairs=max_model_pairs or None)
     result.timings = {**read, **result.timings}
     return result
 
@@ -96,6 +101,7 @@ def audit_command(
     tokenizer: TokenizerOpt = None,
     max_length: MaxLengthOpt = 256,
     model: ModelOpt = None,
+    max_model_pairs: MaxModelPairsOpt = 50_000,
     pairs_out: Annotated[Path | None, typer.Option(
         "--pairs-out", help="Write the per-pair table (.parquet or .csv).")] = None,
     target_out: Annotated[Path | None, typer.Option(
@@ -112,7 +118,7 @@ def audit_command(
     if pairs_out is not None and pairs_out.suffix.lower() not in (".parquet", ".csv"):
         raise ConfigError(f"--pairs-out must end in .parquet or .csv, got {pairs_out.name!r}")
     result = run_audit(data, annotations, target, eval_, fmt, columns, labels, no_embeddings, by, tokenizer,
-                       max_length, seed, model)
+                       max_length, seed, model, max_model_pairs)
     result.n_examples = examples
     result.to_json(json_out)
     if pairs_out is not None:

@@ -15,6 +15,7 @@ from prefaudit.cli.audit import (
     ByOpt,
     EvalOpt,
     MaxLengthOpt,
+    MaxModelPairsOpt,
     ModelOpt,
     NoEmbeddingsOpt,
     QuietOpt,
@@ -82,6 +83,7 @@ def gate_command(
     tokenizer: TokenizerOpt = None,
     max_length: MaxLengthOpt = 256,
     model: ModelOpt = None,
+    max_model_pairs: MaxModelPairsOpt = 50_000,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
@@ -97,7 +99,7 @@ def gate_command(
         result = Audit.from_json(audit_json)
     else:
         result = run_audit(data, annotations, target, eval_, fmt, columns, labels, no_embeddings, by,
-                           tokenizer, max_length, seed, model)
+                           tokenizer, max_length, seed, model, max_model_pairs)
     verdict = gate(result, thresholds, baseline=base)
     if baseline is not None:
         verdict.baseline = str(baseline)
