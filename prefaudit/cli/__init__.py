@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+# Importing a command module registers its command on ``app``.
 from prefaudit.cli import ablate as _ablate  # noqa: E402,F401
 from prefaudit.cli import audit as _audit  # noqa: E402,F401
 from prefaudit.cli import clean as _clean  # noqa: E402,F401
@@ -17,9 +18,7 @@ from prefaudit.cli import gate as _gate  # noqa: E402,F401
 from prefaudit.cli import report as _report  # noqa: E402,F401
 from prefaudit.cli import synth as _synth  # noqa: E402,F401
 from prefaudit.cli import train as _train  # noqa: E402,F401
-
-# Importing a command module registers its command on ``app``.
-from prefaudit.cli import validate as _validate  # noqa: E402,F401,I001
+from prefaudit.cli import validate as _validate  # noqa: E402,F401
 from prefaudit.cli.common import app, fail
 from prefaudit.errors import PrefauditError
 
