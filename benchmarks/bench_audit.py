@@ -77,29 +77,38 @@ def scale(n: int, repeats: int) -> dict:
 
 
 def embed(n: int) -> dict:
-    """In-process audit with embeddings on ``n`` pairs: cold cache, then warm."""
-    import polars as pl
-
-    src = data_file(max(n, 1_000_000))
-    sample = WORK / f"pairs_{n}_embed.jsonl"
-    pl.read_ndjson(src, n_rows=n).write_ndjson(sample)
-    out = {}
+    """In-process audit with embeddings on real text: hh-rlhf harmless test (first ``n`` pairs) when
+    ``../shared/data`` is there, else synthetic data (``prefaudit.synth``); cold cache, then warm. The
+    warm audit is also judged by the default gate (the real-data sanity check of gate.toml)."""
+    hh = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-test" / "harmless-base-test.jsonl.gz"
+    out: dict = {}
     with tempfile.TemporaryDirectory() as cache:
         os.environ["PREFAUDIT_CACHE_DIR"] = cache
         import prefaudit
 
+        if hh.exists():
+            data = prefaudit.load(hh).sample(n, seed=0)
+            out["source"] = f"hh-rlhf harmless-base test, {len(data):,} pairs"
+        else:
+            data = prefaudit.synth.make(n, seed=0).pairs
+            out["source"] = f"prefaudit.synth defaults, {len(data):,} pairs"
         for phase in ("cold", "warm"):
+            emb = prefaudit.Embedder()
             t = time.perf_counter()
-            a = prefaudit.audit(str(sample), embeddings=True, seed=0)
+            a = prefaudit.audit(data, embeddings=True, embedder=emb, seed=0)
             wall = time.perf_counter() - t
-            out[phase] = {"wall": wall, "pairs_per_s": n / wall, "timings": dict(a.timings)}
+            out[phase] = {"wall": wall, "pairs_per_s": len(data) / wall, "timings": dict(a.timings),
+                          "encoded": emb.stats.misses, "cache_hits": emb.stats.hits}
+        g = prefaudit.gate(a)
+        out["gate"] = (g.verdict, {r["metric"]: (r["status"], r["value"]) for r in g.checks.iter_rows(named=True)
+                                   if r["status"] != "skip"})
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--embed-n", type=int, default=2000)
+    ap.add_argument("--embed-n", type=int, default=2312)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--skip-embed", action="store_true")
@@ -123,14 +132,19 @@ def main() -> None:
             print(f"| {k} | {t[k]:.2f} | {t.get('cpu_' + k, float('nan')):.2f} |")
     if not args.skip_embed:
         e = embed(args.embed_n)
-        print(f"\n## audit with embeddings on {args.embed_n:,} pairs (in-process)")
+        print(f"\n## audit with embeddings (in-process): {e['source']}")
         print("| cache | wall s | pairs/s | where the time goes: wall s (CPU s) |")
         print("|---|---|---|---|")
-        for phase, v in e.items():
+        for phase in ("cold", "warm"):
+            v = e[phase]
             tt = v["timings"]
             tim = ", ".join(f"{k} {t:.2f} ({tt.get('cpu_' + k, 0):.2f} CPU)" for k, t in tt.items()
                             if k != "total" and not k.startswith("cpu_"))
             print(f"| {phase} | {v['wall']:.2f} | {v['pairs_per_s']:.0f} | {tim} |")
+        enc, secs = e["cold"]["encoded"], e["cold"]["wall"] - e["warm"]["wall"]
+        print(f"embedding (cold - warm): {secs:.1f} s for {enc:,} distinct texts encoded = {enc / secs:.1f} texts/s "
+              f"({secs / e['cold']['wall']:.0%} of the cold audit); warm run: {e['warm']['cache_hits']:,} cache hits")
+        print(f"default gate on it: {e['gate'][0]}; {e['gate'][1]}")
 
 
 if __name__ == "__main__":
