@@ -419,6 +419,7 @@ def apply_policy(data: PreferenceSet, pairs: pl.DataFrame, policy: Mapping[str, 
         remove_codes[code] = hit
     removed = pl.Series([False] * n) if not remove_codes else \
         pl.DataFrame(remove_codes).select(pl.any_horizontal(pl.all()))[:, 0]
+    suspected = relabel  # the noise reason stays listed even when another reason removes the pair
     relabel = relabel & ~removed
 
     # length debiasing on what would be kept (relabeled pairs count with their new orientation)
@@ -443,7 +444,7 @@ def apply_policy(data: PreferenceSet, pairs: pl.DataFrame, policy: Mapping[str, 
     codes = list(remove_codes)
     reasons_df = pl.DataFrame({c: remove_codes[c] for c in codes}) if codes else pl.DataFrame()
     if policy["noise"]["action"] == "relabel":
-        reasons_df = reasons_df.with_columns(relabel.alias("noise_relabel"))
+        reasons_df = reasons_df.with_columns(suspected.alias("noise_relabel"))
     reason_names = [*codes, *(["noise"] if "noise_relabel" in reasons_df.columns else [])]
     reason_cols = [*codes, *(["noise_relabel"] if "noise_relabel" in reasons_df.columns else [])]
     if reason_cols:

@@ -79,15 +79,17 @@ def test_rules_can_be_turned_off_and_thresholds_move() -> None:
 
 def test_relabel_by_consensus_when_annotations_support_it() -> None:
     data = _data()
-    votes = pl.DataFrame({  # p4: one of three votes for the rejected side (b); p9: no vote for b
-        "pair_id": ["p4", "p4", "p4", "p9", "p9"], "annotator_id": ["x", "y", "z", "x", "y"],
-        "label": ["a", "a", "b", "a", "a"]})
+    votes = pl.DataFrame({  # p4, p7: one of three votes for the rejected side (b); p9: no vote for b
+        "pair_id": ["p4", "p4", "p4", "p9", "p9", "p7", "p7", "p7"], "annotator_id": ["x", "y", "z"] * 2 + ["y", "z"],
+        "label": ["a", "a", "b", "a", "a", "a", "a", "b"]})
     data = PreferenceSet(data.df.with_columns(pl.lit("a").alias("chosen_side")), annotations=Annotations(votes))
     res = apply_policy(data, _table(), load_policy({"noise": {"action": "relabel", "select": "threshold"}}))
     man = {r["pair_id"]: r for r in res.manifest.iter_rows(named=True)}
     assert man["p4"]["action"] == "relabel" and man["p4"]["reasons"] == ["noise"]
     assert man["p9"]["action"] == "remove"  # no annotation supports the other side
-    assert man["p7"]["action"] == "remove"  # no annotations at all
+    assert man["p1"]["action"] == "remove"  # not suspected of noise: other rules are unaffected
+    # p7 could be relabeled but is in a contradiction: removed, and both reasons are listed
+    assert man["p7"]["action"] == "remove" and man["p7"]["reasons"] == ["contradiction", "noise"]
     row = res.data.df.filter(pl.col("pair_id") == "p4").row(0, named=True)
     assert (row["chosen"], row["rejected"], row["chosen_side"]) == ("rej 4", "chosen answer 4", "b")
     assert len(res.data) + res.counts["removed"] == 10 and res.counts["relabeled"] == 1
