@@ -9,9 +9,15 @@ one table. The audit measures; it never judges — see :mod:`prefaudit.gate`.
 What runs under ``embeddings=False`` (the fast path, ``--no-embeddings``): hygiene's exact and
 normalised duplicates, contradictions, identical/empty/truncated-looking responses and eval leakage
 (near-duplicate prompts by MinHash instead of embeddings); agreement (when annotations are given);
-noise from the annotations' Dawid-Skene posterior, or without annotations from its surface-feature
-model; length bias and the surface-shortcut model; the truncation audit (when a tokenizer is given).
-Coverage needs prompt embeddings and is skipped with that reason.
+noise from the annotations' Dawid-Skene posterior, or without annotations from its TF-IDF, relevance
+and surface-feature model (no embedding features); length bias and the surface-shortcut model; the
+truncation audit (when a tokenizer is given). Coverage needs prompt embeddings and is skipped with
+that reason.
+
+Scale: on more than ``max_model_pairs`` pairs (default 50,000) the analyzers that fit cross-validated
+models over every pair (:data:`SAMPLED`: noise without annotations, bias) run on a seeded random
+sample of that size — their metrics' notes say so and their per-pair columns are null outside it;
+hygiene, agreement and the rest always see every pair. :func:`prefaudit.clean` scores every pair.
 
 The JSON written by :meth:`Audit.to_json` is the contract in DESIGN.md: ``schema_version``,
 ``prefaudit_version``, ``input``, ``config``, ``metrics`` (every contract name present; null with a
