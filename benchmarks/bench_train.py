@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=192)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--skip-bf16", action="store_true", help="leave out the prefaudit bf16 row")
+    ap.add_argument("--plain-row", action="store_true", help="add prefaudit without the shared-prompt forward")
     ap.add_argument("--repeats", type=int, default=1, help="runs per row, alternating rows; the fastest counts")
     args = ap.parse_args()
     if args.threads:
@@ -118,6 +119,9 @@ def main() -> None:
             ("trl DPOTrainer (precompute_ref_log_probs)",
              lambda: run_trl(subset, model_dir, steps, Path(tmp) / "trl2", precompute_ref_log_probs=True)),
         ]
+        if args.plain_row:
+            rows.insert(1, ("prefaudit train (fp32, share_prompt=False)",
+                            lambda: run_prefaudit(subset, model_dir, steps, share_prompt=False)))
         if not args.skip_bf16:
             rows.append(("prefaudit train (bf16 autocast on CPU)",
                          lambda: run_prefaudit(subset, model_dir, steps, precision="bf16")))

@@ -224,21 +224,15 @@ def test_bf16_autocast_path_runs_on_cpu(data, model_dir):
 
 def test_batch_schedule_buckets_and_covers_each_epoch():
     rng = np.random.default_rng(0)
-    p_len, r_len = rng.integers(5, 200, size=256), rng.integers(1, 80, size=256)
-    sched = batch_schedule(p_len, r_len, 8, 64, seed=1, bucket_batches=32)
-    assert sched == batch_schedule(p_len, r_len, 8, 64, seed=1, bucket_batches=32)
-    assert sched != batch_schedule(p_len, r_len, 8, 64, seed=2, bucket_batches=32)
+    lengths = rng.integers(5, 300, size=256)
+    sched = batch_schedule(lengths, 8, 64, seed=1, bucket_batches=32)
+    assert sched == batch_schedule(lengths, 8, 64, seed=1, bucket_batches=32)
+    assert sched != batch_schedule(lengths, 8, 64, seed=2, bucket_batches=32)
     for epoch in (sched[:32], sched[32:]):
         assert sorted(i for b in epoch for i in b) == list(range(256))
-    random_batches = batch_schedule(p_len, r_len, 8, 64, seed=1, bucket_batches=1)
-
-    def padded(s, shared):  # tokens after padding, in the plain or the shared-prompt layout
-        if shared:
-            return sum(len(b) * (max(p_len[b]) + 2 * max(r_len[b])) for b in s)
-        return sum(2 * len(b) * max(p_len[b] + r_len[b]) for b in s)
-
-    assert padded(sched, True) < 0.8 * padded(random_batches, True)
-    assert padded(sched, False) < 0.8 * padded(random_batches, False)
+    random_batches = batch_schedule(lengths, 8, 64, seed=1, bucket_batches=1)
+    padded = lambda s: sum(len(b) * max(lengths[b]) for b in s)  # noqa: E731
+    assert padded(sched) < 0.8 * padded(random_batches)
 
 
 def test_generate_is_reproducible(data, model_dir):
@@ -275,7 +269,7 @@ def test_public_api_train_is_callable(data, model_dir):
     assert res.summary["steps"] == 1
 
 
-def test_shared_prompt_forward_equals_plain_forward_and_gradients(data, model_dir):
+def test_packed_forward_equals_plain_forward_and_gradients(data, model_dir):
     from prefaudit.train import prepare_pairs
     from prefaudit.train.batching import collate_pairs
     from prefaudit.train.logps import ResponseLogps, batch_logps
@@ -283,8 +277,9 @@ def test_shared_prompt_forward_equals_plain_forward_and_gradients(data, model_di
     model, tok = load_model(model_dir)
     df = data.df.head(6)
     pairs = prepare_pairs(tok, df["prompt"].to_list(), df["chosen"].to_list(), df["rejected"].to_list(), 64)
-    assert len({len(p.prompt) for p in pairs}) > 1  # prompts of different lengths: left padding is exercised
+    assert len({len(p.prompt) for p in pairs}) > 1 and len({len(p.chosen) for p in pairs}) > 1
     batch = collate_pairs(pairs, tok.pad_token_id)
+    assert batch.packed_ids is not None and batch.packed_ids.shape[0] == 6  # one row per pair
     results = []
     for share in (True, False):
         module = ResponseLogps(model, share_prompt=share)
@@ -296,3 +291,8 @@ def test_shared_prompt_forward_equals_plain_forward_and_gradients(data, model_di
     (t1, s1, g1), (t2, s2, g2) = results
     assert torch.allclose(t1, t2, atol=1e-4) and torch.allclose(s1, s2, atol=1e-4)
     assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(g1, g2, strict=True))
+    eager = ResponseLogps(load_model(model_dir)[0].to(torch.float32), share_prompt=True)
+    eager.model.config._attn_implementation = "eager"  # the additive-mask path
+    eager._mask_float = True
+    t3, _ = batch_logps(eager, batch, torch.device("cpu"), None)
+    assert torch.allclose(t3.detach(), t2, atol=1e-4)

@@ -4,13 +4,12 @@
 forward returns, per row, the summed log-probs of the response tokens and the sum over the first
 ``shared_len`` response tokens. When the model splits into a backbone and an output embedding (checked
 numerically once), the LM head runs only on response positions: prompt and padding positions never
-reach the vocabulary projection.
+reach the vocabulary projection; and a batch of pairs can run in the packed layout, each prompt once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 from typing import Any
 
 import torch
@@ -79,21 +78,16 @@ def split_lm(model: Any) -> tuple[nn.Module, nn.Module] | None:
     return (backbone, head) if ok else None
 
 
-def _cache_keyword(backbone: nn.Module) -> str:
-    """``cache`` in recent transformers, ``past_key_values`` before."""
-    return "cache" if "cache" in inspect.signature(backbone.forward).parameters else "past_key_values"
-
-
 class ResponseLogps(nn.Module):
     """Module whose forward gives, per row, (sum of response-token log-probs, sum over the shared prefix).
 
     Token ``t`` of a row is scored from position ``t - 1``, so a response token right after the
     prompt is scored from the prompt's last token. Log-probs are computed in float32.
 
-    With ``share_prompt`` (and a model that passes :meth:`check_shared_prompt`), a batch of pairs
-    runs each prompt once and both responses on its key/value cache (gradients flow through the
-    cache): the prompt tokens, usually most of a pair's tokens, cost one pass instead of two. The
-    result is the same as the plain forward (checked numerically when the module is made).
+    With ``share_prompt`` (and a model that passes :meth:`check_packed`), a batch of pairs that carries
+    the packed layout (:mod:`prefaudit.train.batching`) runs each prompt once: one row per pair,
+    ``prompt | chosen | rejected``, with the chosen tokens masked from the rejected ones. Same
+    numbers as the plain forward, fewer tokens.
     """
 
     def __init__(self, model: nn.Module, share_prompt: bool = True) -> None:
@@ -101,14 +95,15 @@ class ResponseLogps(nn.Module):
         self.model = model
         self._parts = split_lm(model)
         self.fast = self._parts is not None
-        self.shared = share_prompt and self.fast and self.check_shared_prompt()
+        self._mask_float = _attention_kind(model) == "eager"
+        self.shared = False
+        self.shared = share_prompt and self.fast and _attention_kind(model) in ("sdpa", "eager") \
+            and self.check_packed()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor,
-                shared_len: torch.Tensor, prompt_ids: torch.Tensor | None = None,
-                prompt_mask: torch.Tensor | None = None, response_ids: torch.Tensor | None = None,
-                response_attn: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.shared and prompt_ids is not None and bool(prompt_mask[:, -1].all()):
-            return self._shared_forward(prompt_ids, prompt_mask, response_ids, response_attn, shared_len)
+                shared_len: torch.Tensor, *packed: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.shared and packed and packed[0] is not None:
+            return self._packed_forward(shared_len, *packed)
         target_mask = response_mask[:, 1:]
         targets = input_ids[:, 1:][target_mask]
         if self._parts is not None:
@@ -118,64 +113,61 @@ class ResponseLogps(nn.Module):
         else:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
             logits = out.logits[:, :-1][target_mask]
-        return _sums(logits, targets, target_mask, shared_len)
+        token_logps = -F.cross_entropy(logits.float(), targets, reduction="none")
+        rows = torch.nonzero(target_mask, as_tuple=True)[0]
+        position = target_mask.long().cumsum(dim=1)[target_mask]  # 1-based index within the response
+        return _sums(token_logps, rows, position, shared_len, input_ids.shape[0])
 
-    def _shared_forward(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor,
-                        response_attn: torch.Tensor, shared_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prompts (left-padded) once, then the interleaved chosen/rejected rows on their cache."""
+    def _packed_forward(self, shared_len: torch.Tensor, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor,
+                        row: torch.Tensor, pred: torch.Tensor, token: torch.Tensor, which: torch.Tensor,
+                        index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One row per pair; results in the plain layout's order (chosen rows, then rejected rows)."""
         backbone, head = self._parts
-        n_pairs = prompt_ids.shape[0]
-        prompt_pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
-        first = backbone(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=prompt_pos, use_cache=True)
-        cache = first.past_key_values
-        cache.batch_repeat_interleave(2)
-        prompt_len = prompt_mask.sum(-1).repeat_interleave(2)
-        width = response_ids.shape[1]
-        attn = torch.cat([prompt_mask.repeat_interleave(2, dim=0), response_attn], dim=1)
-        pos = prompt_len[:, None] + torch.arange(width, device=response_ids.device)[None]
-        hidden = backbone(input_ids=response_ids, attention_mask=attn, position_ids=pos, use_cache=False,
-                          **{_cache_keyword(backbone): cache}).last_hidden_state
-        last_prompt = first.last_hidden_state[:, -1:].repeat_interleave(2, dim=0)
-        predictors = torch.cat([last_prompt, hidden[:, :-1]], dim=1)
-        mask = response_attn.bool()
-        rows_shared = shared_len[:n_pairs].repeat_interleave(2)
-        total, shared = _sums(head(predictors[mask]), response_ids[mask], mask, rows_shared)
-        order = torch.cat([torch.arange(0, 2 * n_pairs, 2), torch.arange(1, 2 * n_pairs, 2)]).to(total.device)
-        return total[order], shared[order]
+        n_pairs = ids.shape[0]
+        if self._mask_float:
+            dtype = next(self.model.parameters()).dtype
+            mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+        hidden = backbone(input_ids=ids, position_ids=pos, attention_mask=mask, use_cache=False).last_hidden_state
+        token_logps = -F.cross_entropy(head(hidden[row, pred]).float(), token, reduction="none")
+        return _sums(token_logps, which * n_pairs + row, index, shared_len, 2 * n_pairs)
 
-    def check_shared_prompt(self) -> bool:
-        """Whether the shared-prompt forward reproduces the plain one on this model (else it stays off)."""
+    def check_packed(self) -> bool:
+        """Whether the packed forward reproduces the plain one on this model (else it stays off)."""
         from prefaudit.train.batching import collate_pairs
         from prefaudit.train.truncation import TruncatedPair
 
-        vocab = self.model.config.vocab_size if hasattr(self.model, "config") else 8
-        ids = [int(i) % vocab for i in range(1, 40)]
+        vocab = getattr(getattr(self.model, "config", None), "vocab_size", 8)
+        ids = [i % vocab for i in range(1, 40)]
         pairs = [TruncatedPair(ids[:3], ids[3:8], ids[8:10], 0, 0, 0, True),
                  TruncatedPair(ids[10:16], ids[16:17], ids[17:23], 0, 0, 0, True)]
-        device = next(self.model.parameters()).device
-        b = collate_pairs(pairs, 0).to(device)
-        self.shared = True
+        b = collate_pairs(pairs, 0).to(next(self.model.parameters()).device)
+        if b.packed_ids is None:
+            return False
         try:
             with torch.no_grad():
                 plain = self.forward(b.input_ids, b.attention_mask, b.response_mask, b.shared_len)
-                fast = self._shared_forward(b.prompt_ids, b.prompt_mask, b.response_ids, b.response_attn,
-                                            b.shared_len)
-            return all(torch.allclose(x, y, atol=1e-4, rtol=1e-4) for x, y in zip(plain, fast, strict=True))
-        except Exception:  # a model whose cache cannot be shared this way uses the plain forward
+                packed = self._packed_forward(b.shared_len, *_packed_fields(b))
+            return all(torch.allclose(x, y, atol=1e-4, rtol=1e-4) for x, y in zip(plain, packed, strict=True))
+        except Exception:  # a model that rejects a 4-D mask or position ids uses the plain forward
             return False
-        finally:
-            self.shared = False
 
 
-def _sums(logits: torch.Tensor, targets: torch.Tensor, target_mask: torch.Tensor,
-          shared_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row sums of the target tokens' log-probs: all of them, and the first ``shared_len``."""
-    token_logps = -F.cross_entropy(logits.float(), targets, reduction="none")
-    rows = torch.nonzero(target_mask, as_tuple=True)[0]
-    position = target_mask.long().cumsum(dim=1)[target_mask]  # 1-based index within the response
-    in_shared = (position <= shared_len[rows]).to(token_logps.dtype)
-    total = token_logps.new_zeros(target_mask.shape[0]).index_add(0, rows, token_logps)
-    shared = token_logps.new_zeros(target_mask.shape[0]).index_add(0, rows, token_logps * in_shared)
+def _attention_kind(model: nn.Module) -> str:
+    config = getattr(_base(model), "config", None)
+    return str(getattr(config, "_attn_implementation", None) or "")
+
+
+def _packed_fields(b: Batch) -> tuple[torch.Tensor | None, ...]:
+    return (b.packed_ids, b.packed_pos, b.packed_mask, b.score_row, b.score_from, b.score_token, b.score_which,
+            b.score_index)
+
+
+def _sums(token_logps: torch.Tensor, rows: torch.Tensor, index: torch.Tensor, shared_len: torch.Tensor,
+          n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row sums of token log-probs: all of them, and those with 1-based ``index <= shared_len``."""
+    in_shared = (index <= shared_len[rows]).to(token_logps.dtype)
+    total = token_logps.new_zeros(n_rows).index_add(0, rows, token_logps)
+    shared = token_logps.new_zeros(n_rows).index_add(0, rows, token_logps * in_shared)
     return total, shared
 
 
@@ -184,5 +176,4 @@ def batch_logps(module: nn.Module, batch: Batch, device: torch.device,
     """Run ``module`` (a :class:`ResponseLogps`, possibly DDP-wrapped) on a batch -> (total, shared)."""
     b = batch.to(device)
     with autocast(device, amp):
-        return module(b.input_ids, b.attention_mask, b.response_mask, b.shared_len, b.prompt_ids, b.prompt_mask,
-                      b.response_ids, b.response_attn)
+        return module(b.input_ids, b.attention_mask, b.response_mask, b.shared_len, *_packed_fields(b))

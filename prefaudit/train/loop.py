@@ -58,7 +58,7 @@ from prefaudit.train.batching import (
     collate_pairs,
     collate_sequences,
     length_batches,
-    pair_shapes,
+    packed_length,
 )
 from prefaudit.train.logps import ResponseLogps, batch_logps, select_device
 from prefaudit.train.losses import LOSSES, REFERENCE_FREE, LossParams, PairLogps, get_loss
@@ -233,13 +233,13 @@ def train(data: Any, eval_data: Any = None, *, out: str | Path | None = None, co
     if not train_pairs:
         raise InputError("no training pair keeps a response token after truncation; raise --max-length")
     eval_pairs, eval_ids, eval_dropped = _prepare(tok, eval_set, cfg) if eval_set is not None else ([], [], 0)
-    prompt_len, response_len = pair_shapes(train_pairs)
+    lengths = [packed_length(p) for p in train_pairs]
     steps = cfg.steps or math.ceil(len(train_pairs) / cfg.batch_size)
     per_rank, rem = divmod(cfg.batch_size, d.world * cfg.grad_accum)
     if rem or per_rank < 1:
         raise ConfigError(f"batch_size {cfg.batch_size} must be a multiple of processes x grad_accum "
                           f"({d.world} x {cfg.grad_accum})")
-    schedule = batch_schedule(prompt_len, response_len, cfg.batch_size, steps, cfg.seed, cfg.bucket_batches)
+    schedule = batch_schedule(lengths, cfg.batch_size, steps, cfg.seed, cfg.bucket_batches)
     fingerprint = _fingerprint(train_ids, cfg)
     if checkpoint is not None and checkpoint["fingerprint"] != fingerprint:
         raise ConfigError(f"--resume: {ckpt_dir} belongs to a run with other data or options")
@@ -252,8 +252,7 @@ def train(data: Any, eval_data: Any = None, *, out: str | Path | None = None, co
     if checkpoint is None:
         # ---- 4. optional SFT warm-up: the warmed model is the reference and the policy's start ----
         if cfg.sft_steps:
-            metrics += _sft_warmup(model, train_pairs, prompt_len, response_len, cfg, pad_id, device, amp, d,
-                                   progress)
+            metrics += _sft_warmup(model, train_pairs, lengths, cfg, pad_id, device, amp, d, progress)
         # ---- 5. reference log-probs, once, for every pair the run will see -------------------
         ref_cache = torch.full((len(train_pairs), 4), float("nan"), dtype=torch.float64)
         eval_ref = torch.full((len(eval_pairs), 4), float("nan"), dtype=torch.float64)
@@ -435,8 +434,8 @@ def _sequence_logps(module: ResponseLogps, pairs: list[TruncatedPair], pad_id: i
     was_training = model.training
     model.eval()
     result = torch.zeros((len(pairs), 4), dtype=torch.float64)
-    prompt_len, response_len = pair_shapes(pairs)
-    chunks = length_batches(prompt_len, response_len, range(len(pairs)), batch_pairs)[d.rank::d.world]
+    lengths = np.array([packed_length(p) for p in pairs])
+    chunks = length_batches(lengths, range(len(pairs)), batch_pairs)[d.rank::d.world]
     bar = _Progress(progress, label, len(chunks))
     with torch.inference_mode():
         for chunk in chunks:
@@ -532,15 +531,13 @@ def _add_lora(model: Any, cfg: TrainConfig) -> Any:
     return get_peft_model(model, lora)
 
 
-def _sft_warmup(model: Any, pairs: list[TruncatedPair], prompt_len: np.ndarray, response_len: np.ndarray,
-                cfg: TrainConfig, pad_id: int,
+def _sft_warmup(model: Any, pairs: list[TruncatedPair], lengths: list[int], cfg: TrainConfig, pad_id: int,
                 device: torch.device, amp: torch.dtype | None, d: Dist, progress: bool) -> list[dict[str, Any]]:
     """Fine-tune on prompt -> chosen (token-mean NLL, prompt masked) for ``sft_steps`` steps, in place."""
     module = _wrap_ddp(ResponseLogps(model, share_prompt=False), d, device)  # chosen rows only
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.sft_lr or cfg.lr,
                             weight_decay=cfg.weight_decay)
-    schedule = batch_schedule(prompt_len, response_len, cfg.batch_size, cfg.sft_steps, cfg.seed + 1,
-                              cfg.bucket_batches)
+    schedule = batch_schedule(lengths, cfg.batch_size, cfg.sft_steps, cfg.seed + 1, cfg.bucket_batches)
     per_rank = cfg.batch_size // d.world
     records = []
     model.train()
