@@ -76,6 +76,9 @@ def test_hh_rlhf_audit_and_default_gate(hh_path: Path, capsys: pytest.CaptureFix
     assert checks["hygiene.empty_response_share"]["value"] == pytest.approx(4 / 2312)
     assert checks["hygiene.empty_response_share"]["status"] == "pass"
     assert checks["length.chosen_longer_rate"]["status"] == "pass"
+    # refusals win on hh harmless: the chosen response is reliably the shorter one -> a length warning
+    assert checks["length.log_ratio_coef"]["status"] == "warn" and checks["length.log_ratio_coef"]["value"] < -0.3
+    assert r.verdict == "warn"
     assert checks["agreement.krippendorff_alpha"]["status"] == "skip"  # no annotators recorded
 
 
