@@ -18,7 +18,7 @@ from typing import Any
 
 _LAZY = {
     "train": "loop", "TrainConfig": "loop", "TrainResult": "loop",
-    "generate": "sampling",
+    "generate": "sampling", "sft": "warmup", "SFTResult": "warmup",
     "LOSSES": "losses", "LossOutput": "losses", "LossParams": "losses", "PairLogps": "losses",
     "get_loss": "losses",
     "build_tiny": "presets", "load_model": "presets", "train_tokenizer": "presets",
