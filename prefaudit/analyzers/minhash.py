@@ -22,7 +22,8 @@ _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(
 
 def shingle_hashes(texts: Sequence[str] | pl.Series, *, shingle: int = 3,
                    max_words: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Hashed word ``shingle``-grams of each text: (row, hash) arrays sorted by row, deduplicated.
+    """Hashed word ``shingle``-grams of each text: (row, hash) arrays in row order (a shingle that
+    occurs twice in a text appears twice: minima do not care, :func:`exact_jaccard` deduplicates).
 
     Texts are split on single spaces (normalise them first) and cut to their first ``max_words``
     words; a text with fewer words than ``shingle`` is one shingle; an empty text has one shingle too.
@@ -48,13 +49,7 @@ def shingle_hashes(texts: Sequence[str] | pl.Series, *, shingle: int = 3,
         sh = (sh ^ (sh >> np.uint64(31))) * _MIX[1]
         sh = sh ^ (sh >> np.uint64(32))
     keep = (pos <= nw - shingle) | ((nw < shingle) & (pos == 0))
-    # dedupe with one sort of (row | top hash bits) packed in a uint64; hashes keep 64 - row_bits bits
-    row_bits = int(np.ceil(np.log2(max(2, s.len()))))
-    packed = np.sort((rows[keep].astype(np.uint64) << np.uint64(64 - row_bits)) | (sh[keep] >> np.uint64(row_bits)))
-    if packed.size:
-        packed = packed[np.r_[True, packed[1:] != packed[:-1]]]
-    return ((packed >> np.uint64(64 - row_bits)).astype(np.int64),
-            packed & np.uint64((1 << (64 - row_bits)) - 1))
+    return rows[keep], sh[keep]
 
 
 def signatures_from_shingles(rows: np.ndarray, hashes: np.ndarray, n_texts: int, *,
@@ -63,18 +58,17 @@ def signatures_from_shingles(rows: np.ndarray, hashes: np.ndarray, n_texts: int,
     out = np.full(n_texts * n_bins, EMPTY, dtype=np.uint64)
     if rows.size == 0:
         return out.reshape(n_texts, n_bins)
-    key_bits = int(np.ceil(np.log2(max(2, n_texts * n_bins))))
-    value_mask = np.uint64((1 << (64 - key_bits)) - 1)
     with np.errstate(over="ignore"):  # re-mix: shingle hashes may carry fewer than 64 bits
         hashes = hashes * _MIX[2]
         hashes = hashes ^ (hashes >> np.uint64(29))
     # one sort of (row, bin | value) packed in a uint64 finds each (row, bin)'s minimum value
+    key_bits = int(np.ceil(np.log2(max(2, n_texts * n_bins))))
     key = (rows * n_bins + (hashes % np.uint64(n_bins)).astype(np.int64)).astype(np.uint64)
     packed = np.sort((key << np.uint64(64 - key_bits)) | (hashes >> np.uint64(key_bits)))
     key = packed >> np.uint64(64 - key_bits)
     first = np.ones(key.size, dtype=bool)
     first[1:] = key[1:] != key[:-1]
-    out[key[first].astype(np.int64)] = packed[first] & value_mask
+    out[key[first].astype(np.int64)] = packed[first] & np.uint64((1 << (64 - key_bits)) - 1)
     return out.reshape(n_texts, n_bins)
 
 
@@ -87,26 +81,21 @@ def candidate_pairs(sig: np.ndarray, *, n_bands: int = 16, group: np.ndarray | N
     """
     n, k = sig.shape
     r = k // n_bands
-    found = []
-    rows = np.arange(n, dtype=np.int64)
-    for band in range(n_bands):
-        part = sig[:, band * r:(band + 1) * r]
-        nonempty = (part != EMPTY).any(1)
-        with np.errstate(over="ignore"):
-            key = np.zeros(n, dtype=np.uint64)
-            for c in range(r):
-                key = (key ^ (key >> np.uint64(27))) * _MIX[c % len(_MIX)] + part[:, c]
-        d = pl.DataFrame({"key": key[nonempty], "row": rows[nonempty]})
-        if group is not None:
-            d = d.with_columns(pl.Series("g", np.asarray(group)[nonempty]))
-        d = d.filter(pl.len().over("key") > 1)
-        found.append(d.select("row", pl.col("row").first().over("key").alias("rep")))
-        if group is not None:
-            for g in (0, 1):
-                rep = d.filter(pl.col("g") == g).group_by("key").agg(pl.col("row").first().alias("rep"))
-                found.append(d.filter(pl.col("g") != g).join(rep, on="key").select("row", "rep"))
-    if not found:
-        return np.zeros((0, 2), dtype=np.int64)
+    bands = sig[:, : n_bands * r].reshape(n, n_bands, r)
+    with np.errstate(over="ignore"):
+        key = np.arange(n_bands, dtype=np.uint64)[None, :] * _MIX[1]  # a band's key differs from another's
+        for c in range(r):
+            key = (key ^ (key >> np.uint64(27))) * _MIX[c % len(_MIX)] + bands[:, :, c]
+    nonempty = (bands != EMPTY).any(axis=2)
+    d = pl.DataFrame({"key": key.ravel(), "row": np.repeat(np.arange(n, dtype=np.int64), n_bands),
+                      "ok": nonempty.ravel()})
+    d = d.filter(pl.col("ok") & pl.col("key").is_duplicated()).drop("ok")  # buckets of two or more rows
+    found = [d.select("row", pl.col("row").first().over("key").alias("rep"))]
+    if group is not None:
+        d = d.with_columns(pl.Series("g", np.asarray(group)[d["row"].to_numpy()]))
+        for g in (0, 1):
+            rep = d.filter(pl.col("g") == g).group_by("key").agg(pl.col("row").min().alias("rep"))
+            found.append(d.filter(pl.col("g") != g).join(rep, on="key").select("row", "rep"))
     allp = (pl.concat(found).filter(pl.col("row") != pl.col("rep"))
             .select(pl.min_horizontal("row", "rep").alias("i"), pl.max_horizontal("row", "rep").alias("j"))
             .unique().sort("i", "j"))
@@ -118,7 +107,7 @@ def exact_jaccard(rows: np.ndarray, hashes: np.ndarray, pairs: np.ndarray) -> np
     if len(pairs) == 0:
         return np.zeros(0)
     used = np.isin(rows, np.unique(pairs))
-    sets = pl.DataFrame({"row": rows[used], "h": hashes[used]})
+    sets = pl.DataFrame({"row": rows[used], "h": hashes[used]}).unique()
     size = sets.group_by("row").len().rename({"len": "n"})
     cand = pl.DataFrame({"c": np.arange(len(pairs)), "i": pairs[:, 0], "j": pairs[:, 1]})
     inter = (cand.join(sets.rename({"row": "i"}), on="i").join(sets.rename({"row": "j"}), on=["j", "h"])

@@ -95,14 +95,16 @@ def vote_noise(data: PreferenceSet, *, ds_iter: int = 100) -> pl.DataFrame:
 # ---- contradictions --------------------------------------------------------------------------------------
 def contradiction_sides(df: pl.DataFrame) -> pl.DataFrame:
     """Pairs in contradiction groups (hygiene's single implementation) with their orientation ``side``
-    (True when the normalised chosen text sorts before the rejected one)."""
-    from prefaudit.analyzers.hygiene import contradiction_groups, normalize_expr
+    (True when the normalised chosen text's hash is below the rejected one's: the same in every
+    pair of a group that is labeled the same way)."""
+    from prefaudit.analyzers.hygiene import contradiction_groups, normalized_hash
 
     groups = contradiction_groups(df)
     if groups.height == 0:
         return groups.with_columns(pl.lit(None, pl.Boolean).alias("side"))
-    sides = df.select(pl.col("pair_id").cast(pl.Utf8), (normalize_expr("chosen") < normalize_expr("rejected"))
-                      .alias("side"))
+    members = df.select(pl.col("pair_id").cast(pl.Utf8), "chosen", "rejected").filter(
+        pl.col("pair_id").is_in(groups["pair_id"].implode()))
+    sides = members.select("pair_id", (normalized_hash("chosen") < normalized_hash("rejected")).alias("side"))
     return groups.join(sides, on="pair_id", how="left")
 
 
