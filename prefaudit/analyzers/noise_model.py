@@ -8,9 +8,12 @@ Pure functions (usable alone):
   (:mod:`prefaudit.analyzers.surface`, log1p counts) and, with an embedder, the response embedding.
   A difference changes sign when the two responses swap, so a linear model without intercept on it
   gives P(b over a) = 1 - P(a over b) by construction.
+- :class:`HashedTfidf` — the TF-IDF (sklearn's ``TfidfVectorizer`` statistics, tested against it)
+  computed with polars tokenising and numpy sorts instead of a Python loop per document.
 - :func:`crossfit_scores` — out-of-fold logits s of "the recorded chosen response is better": a
   logistic regression without intercept, trained on both orientations of every training pair
-  ((d, 1) and (-d, 0)), K folds grouped by prompt (a prompt's pairs share a fold);
+  ((d, 1) and (-d, 0); :func:`fit_symmetric_logistic` reaches that optimum on the rows once), K folds
+  grouped by prompt (a prompt's pairs share a fold);
   :func:`repeated_crossfit` averages them over several fold splits (on the synthetic data one split
   moves the estimated rate by +-0.02).
 - :func:`fit_flip_calibration` — the symmetric label-flip model on those logits,

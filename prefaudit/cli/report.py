@@ -15,6 +15,7 @@ from prefaudit.cli.audit import (
     ByOpt,
     EvalOpt,
     MaxLengthOpt,
+    MaxModelPairsOpt,
     ModelOpt,
     NoEmbeddingsOpt,
     QuietOpt,
@@ -50,6 +51,7 @@ def report_command(
     tokenizer: TokenizerOpt = None,
     max_length: MaxLengthOpt = 256,
     model: ModelOpt = None,
+    max_model_pairs: MaxModelPairsOpt = 50_000,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
@@ -76,7 +78,7 @@ def report_command(
         audit = read_audit_json(audit_json)
     else:
         audit = run_audit(data, annotations, target, eval_, fmt, columns, labels, no_embeddings, by,
-                          tokenizer, max_length, seed, model)
+                          tokenizer, max_length, seed, model, max_model_pairs)
         if pairs_out is not None:
             audit.write_pairs(pairs_out)
     render_html(audit, out, gate=thresholds, ablation=abl, max_pairs=max_pairs, pairs_out=pairs_out)

@@ -17,8 +17,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import sys
-import types
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from prefaudit._callable import callable_module
 from prefaudit.errors import InputError
 from prefaudit.report.ablation import ablation_view, load_ablation
 from prefaudit.report.browser import EMBED_CHARS, browser_data
@@ -281,18 +280,4 @@ def _is_audit_json(x: Any) -> bool:
     return '"schema_version"' in head and '"prefaudit_version"' in head
 
 
-class _CallableModule(types.ModuleType):
-    """``prefaudit.report`` is both this package and the :func:`report` function (the lazy public API).
-
-    Once anything imports ``prefaudit.report``, Python binds the package attribute to this module; making
-    the module callable keeps ``prefaudit.report(audit, path)`` working whatever was imported first.
-    """
-
-    def __call__(self, audit_or_data: Any, path: str | Path, **kw: Any) -> Path:
-        return report(audit_or_data, path, **kw)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-
-__all__ = ["DEFAULT_MAX_PAIRS", "content_security_policy", "figure_to_svg", "read_audit_json", "render_html",
-           "report"]
+callable_module(__name__, report)

@@ -12,9 +12,9 @@ loads without torch.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
+
+from prefaudit._callable import callable_module
 
 _LAZY = {
     "train": "loop", "TrainConfig": "loop", "TrainResult": "loop",
@@ -37,12 +37,8 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-class _CallableModule(types.ModuleType):
-    """``prefaudit.train`` is both this package and the function: importing the package (which binds
-    ``prefaudit.train`` to the module) must not break ``prefaudit.train(data, ...)``."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return __getattr__("train")(*args, **kwargs)
+def _train(*args: Any, **kwargs: Any) -> Any:
+    return __getattr__("train")(*args, **kwargs)
 
 
-sys.modules[__name__].__class__ = _CallableModule
+callable_module(__name__, _train)  # ``prefaudit.train(data, ...)`` works after ``import prefaudit.train``
