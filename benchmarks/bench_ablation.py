@@ -28,12 +28,17 @@ def main() -> None:
     ap.add_argument("--data", choices=["synthetic", "hh"], default="synthetic")
     ap.add_argument("--n", type=int, default=2000, help="synthetic pairs")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=150)
-    ap.add_argument("--sft-steps", type=int, default=150)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--max-length", type=int, default=160)
-    ap.add_argument("--generate", type=int, default=100)
-    ap.add_argument("--preset", default="n_layer=2,n_embd=96,n_head=2,vocab_size=2048")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--sft-steps", type=int, default=1500, help="label-free SFT warm-up of the shared start model")
+    ap.add_argument("--sft-lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--max-length", type=int, default=256, help="above prompt + longest synthetic response")
+    ap.add_argument("--generate", type=int, default=300, help="eval prompts to sample a response for")
+    ap.add_argument("--max-new-tokens", type=int, default=256, help="well above the responses' ~85 tokens")
+    ap.add_argument("--length-debias", choices=["resample", "rdpo"], default="resample")
+    ap.add_argument("--arms", default="raw,cleaned,random_drop,robust,length_debiased")
+    ap.add_argument("--preset", default="n_layer=2,n_embd=64,n_head=2,vocab_size=2048")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_work" / "ablation")
     ap.add_argument("--fresh", action="store_true", help="ignore finished runs in --out")
     args = ap.parse_args()
@@ -50,12 +55,14 @@ def main() -> None:
 
         shutil.rmtree(out)
     t0 = time.perf_counter()
-    kw = dict(out=out, seeds=args.seeds, steps=args.steps, lr=args.lr, max_length=args.max_length, preset=preset,
-              sft_steps=args.sft_steps, batch_size=8)
+    kw = dict(out=out, seeds=args.seeds, steps=args.steps, lr=args.lr, beta=args.beta, max_length=args.max_length,
+              preset=preset, sft_steps=args.sft_steps, sft_lr=args.sft_lr, batch_size=8,
+              length_debias=args.length_debias, arms=tuple(args.arms.split(",")))
     if args.data == "synthetic":
         s = synth.make(n_pairs=args.n, flip_rate=0.2, length_bias=0.8, seed=0)
         print(f"synthetic: {len(s.pairs)} pairs, wrong labels {s.noise_rate}, eval {len(s.eval)} pairs")
-        res = ablate(s.pairs, s.eval, gold=synth.gold_scores, generate=args.generate, **kw)
+        res = ablate(s.pairs, s.eval, gold=synth.gold_scores, generate=args.generate,
+                     max_new_tokens=args.max_new_tokens, **kw)
     else:
         res = ablate(load(HH), None, **kw)
     wall = time.perf_counter() - t0
@@ -74,6 +81,14 @@ def main() -> None:
     for x in d["differences"]:
         ci = "" if not x["ci"] else f"[{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}]"
         print(f"| {x['arm']} - {x['baseline']} | {x['metric']} | {x['value']:+.3f} | {ci} |")
+    for r in d.get("reference_generations", []):
+        print(f"reference (start model) seed {r['seed']}: mean length {r['mean_length']:.1f} words, "
+              f"mean gold {r['mean_gold']:+.3f}, capped {r['capped_share']:.1%}")
+    for arm, a in d["arms"].items():
+        for r in a["per_seed"]:
+            extra = "" if "mean_length" not in r else \
+                f" length {r['mean_length']:.1f} gold {r['mean_gold']:+.3f} capped {r['capped_share']:.1%}"
+            print(f"{arm} seed {r['seed']}: acc {r['preference_accuracy']:.3f} margin {r['mean_margin']:.3f}{extra}")
     (out / "bench_summary.json").write_text(json.dumps({"wall_s": wall, "args": vars(args)}, default=str))
 
 

@@ -302,17 +302,10 @@ def _fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _label_free(data: PreferenceSet) -> PreferenceSet:
-    """Every response as an SFT target (prompt -> response), whatever its label: fair to every arm."""
-    df = data.df.select("prompt", "chosen", "rejected")
-    both = pl.concat([df, df.select("prompt", pl.col("rejected").alias("chosen"), pl.col("chosen").alias("rejected"))])
-    ids = [f"sft-{i}" for i in range(both.height)]
-    return PreferenceSet(both.with_columns(pl.Series("pair_id", ids)))
-
-
 def _start_model(data: PreferenceSet, eval_set: PreferenceSet, cfg: AblationConfig, seed: int, out: Path) -> Path:
     """The folder every arm of ``seed`` starts from (and whose samples are the reference generations)."""
-    from prefaudit.train import presets, train
+    from prefaudit.train import presets
+    from prefaudit.train.warmup import sft
 
     folder = out / "models" / f"seed{seed}"
     done = folder / "start"
@@ -332,20 +325,23 @@ def _start_model(data: PreferenceSet, eval_set: PreferenceSet, cfg: AblationConf
         init = Path(cfg.model)
     if not cfg.sft_steps:
         return init
-    # Label-free SFT warm-up through the trainer's own warm-up (one DPO step at lr 0 changes nothing).
-    res = train(_label_free(data), model=str(init), sft_steps=cfg.sft_steps, sft_lr=cfg.sft_lr or cfg.lr,
-                steps=1, lr=0.0, warmup_steps=0, batch_size=cfg.batch_size, max_length=cfg.max_length,
-                seed=seed, out=folder / "sft_run", save_model=True)
+    # Label-free SFT warm-up: every response (chosen and rejected alike) is a target, fair to every arm.
+    res = sft(data, model=str(init), responses="both", steps=cfg.sft_steps, lr=cfg.sft_lr or cfg.lr,
+              batch_size=cfg.batch_size, max_length=cfg.max_length, seed=seed, out=folder / "sft_run")
     res.model_dir.rename(done)
     return done
 
 
 def _generations(model: Any, tokenizer: Any, prompts: list[str], cfg: AblationConfig, seed: int,
-                 gold: GoldScorer) -> tuple[np.ndarray, np.ndarray]:
+                 gold: GoldScorer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gold scores, lengths in words, and whether each sample ran to ``max_new_tokens`` (its text
+    re-tokenizes to within 2 tokens of the cap: it stopped without eos, so its length says little)."""
     from prefaudit.train import generate
 
     texts = generate(model, prompts, tokenizer=tokenizer, max_new_tokens=cfg.max_new_tokens, seed=seed)
-    return np.asarray(gold(prompts, texts), dtype=float), np.array([len(t.split()) for t in texts], dtype=float)
+    capped = np.array([len(ids) >= cfg.max_new_tokens - 2 for ids in tokenizer(texts)["input_ids"]], dtype=float)
+    return (np.asarray(gold(prompts, texts), dtype=float), np.array([len(t.split()) for t in texts], dtype=float),
+            capped)
 
 
 def _run_one(arm: ArmPlan, seed: int, start: Path, eval_set: PreferenceSet, cfg: AblationConfig, steps: int,
@@ -375,9 +371,10 @@ def _run_one(arm: ArmPlan, seed: int, start: Path, eval_set: PreferenceSet, cfg:
                   "margin": ev["margin"].to_list()},
     }
     if gold is not None and gen_prompts:
-        g, lengths = _generations(res.model, res.tokenizer, gen_prompts, cfg, seed, gold)
+        g, lengths, capped = _generations(res.model, res.tokenizer, gen_prompts, cfg, seed, gold)
         win = np.where(g > ref_gold, 1.0, np.where(g == ref_gold, 0.5, 0.0))
         record.update(gold_win_rate=float(win.mean()), mean_length=float(lengths.mean()),
+                      mean_gold=float(g.mean()), capped_share=float(capped.mean()),
                       gen_items={"gold_win": win.tolist(), "length": lengths.tolist(), "gold": g.tolist()})
     run_dir.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps(record))
@@ -421,6 +418,7 @@ def ablate(data: Any, eval: Any = None, *, out: str | Path, annotations: Any = N
         else []
 
     runs: dict[str, list[dict[str, Any]]] = {p.name: [] for p in plans}
+    reference: list[dict[str, Any]] = []  # the starting model's samples, per seed
     for k in range(cfg.seeds):
         seed = cfg.seed + k
         start = _start_model(data, eval_set, cfg, seed, out)
@@ -429,13 +427,17 @@ def ablate(data: Any, eval: Any = None, *, out: str | Path, annotations: Any = N
             from prefaudit.train import presets
 
             ref_model, ref_tok = presets.load_model(start)
-            ref_gold, ref_len = _generations(ref_model, ref_tok, gen_prompts, cfg, seed, gold)
+            ref_gold, ref_len, ref_capped = _generations(ref_model, ref_tok, gen_prompts, cfg, seed, gold)
+            reference.append({"seed": seed, "mean_length": float(ref_len.mean()), "mean_gold": float(ref_gold.mean()),
+                              "capped_share": float(ref_capped.mean())})
         for plan in plans:
             run_dir = out / "runs" / plan.name.replace(":", "_") / f"seed{seed}"
             runs[plan.name].append(_run_one(plan, seed, start, eval_set, cfg, steps, run_dir, gen_prompts,
                                             ref_gold, gold, progress))
 
     summary = _summarise(plans, runs, cfg, steps, eval_set, split_rule, ctx)
+    if reference:
+        summary["reference_generations"] = reference
     (out / "ablation.json").write_text(json.dumps(summary, indent=2))
     return AblationResult(summary, out)
 
@@ -460,7 +462,8 @@ def _summarise(plans: list[ArmPlan], runs: dict[str, list[dict[str, Any]]], cfg:
         arms[plan.name].update(
             n_pairs=int(np.mean([r["n_pairs"] for r in rs])), note=plan.note, options=plan.options,
             per_seed=[{k: r.get(k) for k in ("seed", "n_pairs", "preference_accuracy", "mean_margin",
-                                             "gold_win_rate", "mean_length", "final_loss", "wall_s")
+                                             "gold_win_rate", "mean_length", "mean_gold", "capped_share", "final_loss",
+                                             "wall_s")
                        if k in r} for r in rs])
     clean_info = None
     if ctx._clean is not None:

@@ -18,7 +18,7 @@ TINY = {"n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 512}
 # One worker runs the whole module, so the module-scoped ablation is trained once.
 pytestmark = pytest.mark.xdist_group("ablate")
 
-RUN = dict(seeds=2, steps=3, batch_size=8, max_length=96, lr=1e-3, preset=TINY, embeddings=False,
+RUN = dict(seeds=2, steps=3, sft_steps=2, batch_size=8, max_length=96, lr=1e-3, preset=TINY, embeddings=False,
            arms=("raw", "cleaned", "random_drop", "robust", "length_debiased", "subset:first100"),
            gold=synth.gold_scores, generate=3, max_new_tokens=6, n_boot=200)
 
@@ -51,6 +51,7 @@ def test_ablation_json_contract(ablation, noisy):
     pairs = {(x["arm"], x["baseline"], x["metric"]) for x in d["differences"]}
     assert ("cleaned", "raw", "preference_accuracy") in pairs
     assert ("cleaned", "random_drop", "preference_accuracy") in pairs
+    assert ("length_debiased", "raw", "mean_length") in pairs and ("cleaned", "raw", "gold_win_rate") in pairs
     assert d["eval"]["n_pairs"] == len(noisy.eval)
     assert d["eval"]["leakage"]["value"] is not None
     assert d["cleaning"]["kept"] + d["cleaning"]["removed"] == d["cleaning"]["pairs_in"]
@@ -75,6 +76,21 @@ def test_every_run_shares_the_start_model_and_steps(ablation):
             assert summary["steps"] == 3
             starts.add(summary["model_source"])
         assert len(starts) == 1
+
+
+def test_start_model_is_label_free_sft_and_reference_samples_are_recorded(ablation, noisy):
+    _, out, _ = ablation
+    d = json.loads((out / "ablation.json").read_text())
+    for seed in (0, 1):
+        records = [json.loads(x) for x in (out / "models" / f"seed{seed}" / "sft_run" / "metrics.jsonl").open()]
+        assert [r["step"] for r in records] == [1, 2] and all(r["kind"] == "sft" for r in records)
+        assert (out / "models" / f"seed{seed}" / "start" / "config.json").is_file()
+    ref = d["reference_generations"]
+    assert [r["seed"] for r in ref] == [0, 1]
+    # 6 new tokens from a barely trained model: eos almost never comes first, so samples hit the cap
+    assert all(r["capped_share"] > 0.5 and r["mean_length"] > 0 for r in ref)
+    for arm in d["arms"].values():
+        assert all(0 <= r["capped_share"] <= 1 for r in arm["per_seed"])
 
 
 def test_resume_skips_finished_runs(ablation, noisy, monkeypatch):
