@@ -26,7 +26,6 @@ The documented default policy is ``prefaudit/defaults/clean.toml``.
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -38,11 +37,7 @@ import polars as pl
 
 from prefaudit._callable import callable_module
 from prefaudit.errors import ConfigError, InputError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from prefaudit.tomlfile import read_toml
 
 if TYPE_CHECKING:
     from prefaudit.analyzers.base import Metric
@@ -119,14 +114,7 @@ def load_policy(spec: str | Path | Mapping[str, Any] | None = None) -> dict[str,
     if isinstance(spec, Mapping):
         return _check_policy(spec, "policy")
     path = default_policy_path() if spec is None else Path(spec)
-    if not path.is_file():
-        raise ConfigError(f"{path}: policy file not found")
-    try:
-        d = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: malformed TOML: {e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    d = read_toml(path, "policy")
     return _check_policy(d, str(path))
 
 

@@ -22,7 +22,6 @@ on ``fail`` and 0 on ``pass``/``warn``; a malformed file or an unknown metric na
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -34,11 +33,7 @@ import polars as pl
 from prefaudit._callable import callable_module
 from prefaudit.audit import CONTRACT_METRICS, NAMESPACE_ANALYZER
 from prefaudit.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from prefaudit.tomlfile import read_toml
 
 if TYPE_CHECKING:
     from prefaudit.analyzers.base import Metric
@@ -216,14 +211,7 @@ def load_thresholds(spec: str | Path | Mapping[str, Any] | Thresholds | None = N
     if isinstance(spec, Mapping):
         return parse_thresholds(spec, "thresholds")
     path = default_thresholds_path() if spec is None else Path(spec)
-    if not path.is_file():
-        raise ConfigError(f"{path}: thresholds file not found")
-    try:
-        d = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: malformed TOML: {e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    d = read_toml(path, "thresholds")
     return parse_thresholds(d, "default gate.toml" if spec is None else str(path))
 
 
