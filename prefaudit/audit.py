@@ -274,6 +274,21 @@ def compute_breakdowns(data: PreferenceSet, pairs: pl.DataFrame, by: Sequence[st
 
 
 # ---- the Audit --------------------------------------------------------------------------------------
+def read_audit_json(path: str | Path) -> dict[str, Any]:
+    """An audit JSON file as a dict (exit-2 errors naming the file for a missing or malformed one)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("audit file not found", path=str(p))
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"not valid JSON ({e.__class__.__name__})", path=str(p),
+                         line=getattr(e, "lineno", None)) from None
+    if not isinstance(d, dict) or not isinstance(d.get("metrics"), dict):
+        raise InputError("not a prefaudit audit JSON (no 'metrics' object)", path=str(p))
+    return d
+
+
 @dataclass
 class Audit:
     """The result of :func:`audit`: metrics, per-analyzer results, one per-pair table, breakdowns.
@@ -413,15 +428,7 @@ class Audit:
     def from_json(cls, path: str | Path) -> Audit:
         """Read an audit written by :meth:`to_json` (exit-2 errors for a missing or malformed file)."""
         p = Path(path)
-        if not p.is_file():
-            raise InputError("audit file not found", path=str(p))
-        try:
-            d = json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            line = getattr(e, "lineno", None)
-            raise InputError(f"not valid JSON ({e.__class__.__name__})", path=str(p), line=line) from None
-        if not isinstance(d, dict):
-            raise InputError("not a prefaudit audit JSON (top level is not an object)", path=str(p))
+        d = read_audit_json(p)
         try:
             return cls.from_dict(d)
         except InputError as e:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import json
 import os
 from collections.abc import Mapping
 from functools import cache
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from prefaudit._callable import callable_module
-from prefaudit.errors import InputError
+from prefaudit.audit import read_audit_json
 from prefaudit.report.ablation import ablation_view, load_ablation
 from prefaudit.report.browser import EMBED_CHARS, browser_data
 from prefaudit.report.model import (
@@ -79,21 +78,6 @@ def content_security_policy(script: str) -> str:
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
             f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
-
-
-def read_audit_json(path: str | Path) -> dict[str, Any]:
-    """An audit JSON file as a dict (exit-2 errors naming the file for a missing or malformed one)."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("audit file not found", path=str(p))
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"not valid JSON ({e.__class__.__name__})", path=str(p),
-                         line=getattr(e, "lineno", None)) from None
-    if not isinstance(d, dict) or not isinstance(d.get("metrics"), dict):
-        raise InputError("not a prefaudit audit JSON (no 'metrics' object)", path=str(p))
-    return d
 
 
 def _as_audit(audit: Any) -> tuple[Audit, dict[str, Any] | None]:
