@@ -3,12 +3,18 @@
 Synthetic recipe (default): generator defaults with ~30% corrupted preferences — 20% random flips
 plus a length-biased annotator (``length_bias=0.8`` on the default ``biased_share``) -> audit ->
 clean (default policy) -> ablate (raw, cleaned, random_drop, robust, length_debiased) on the tiny
-preset, 3 seeds, with generation-based evaluation by the synthetic gold scorer.
+preset (2 layers, 64 wide), 3 seeds, with generation-based evaluation by the synthetic gold scorer.
+Every arm of a seed starts from the same model: 1,500 label-free SFT steps (``prefaudit.train.sft``
+on chosen and rejected responses alike) so that samples are coherent and end on eos; then 200 DPO
+steps at the trainer's default lr (1e-4) and beta (0.1). Sequences fit whole (max length 256 > prompt
++ longest response) and samples may run to 256 new tokens, about 3x the responses' typical ~85
+tokens, so eos, not the cap, sets their length (the share that hit the cap is printed).
 
     python benchmarks/bench_ablation.py                 # synthetic, the recipe above
     python benchmarks/bench_ablation.py --data hh       # hh-rlhf harmless test, eval split by rule
 
-Prints a table of arms (mean and 95% CI per metric) and of paired differences, and the wall time.
+Prints a table of arms (mean and 95% CI per metric), the paired differences, per-seed figures, the
+start model's own samples, and the wall time.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ def main() -> None:
     ap.add_argument("--data", choices=["synthetic", "hh"], default="synthetic")
     ap.add_argument("--n", type=int, default=2000, help="synthetic pairs")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1, help="first training seed (the settings were piloted on seed 0)")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--sft-steps", type=int, default=1500, help="label-free SFT warm-up of the shared start model")
     ap.add_argument("--sft-lr", type=float, default=1e-3)
@@ -55,7 +62,7 @@ def main() -> None:
 
         shutil.rmtree(out)
     t0 = time.perf_counter()
-    kw = dict(out=out, seeds=args.seeds, steps=args.steps, lr=args.lr, beta=args.beta, max_length=args.max_length,
+    kw = dict(out=out, seeds=args.seeds, seed=args.seed, steps=args.steps, lr=args.lr, beta=args.beta, max_length=args.max_length,
               preset=preset, sft_steps=args.sft_steps, sft_lr=args.sft_lr, batch_size=8,
               length_debias=args.length_debias, arms=tuple(args.arms.split(",")))
     if args.data == "synthetic":

@@ -10,12 +10,16 @@
   raw data resampled so the chosen-longer rate is 0.5, or R-DPO with ``length_debias="rdpo"``);
   and user subsets (``subsets={"mine": pair_ids}``: the raw pairs with those ids).
 - **identical compute**: every arm of a seed starts from the same model folder (the tiny preset with
-  that seed's random init, or ``model``), with the same steps, batch size and learning rate; the
-  tiny preset's tokenizer is trained once on the raw data, so every arm shares it.
+  that seed's random init, or ``model``; with ``sft_steps``, warmed up by :func:`prefaudit.train.sft`
+  on every response, chosen and rejected alike, so labels do not enter), with the same steps, batch
+  size and learning rate; the tiny preset's tokenizer is trained once on the raw data, so every arm
+  shares it.
 - **eval**: implicit-reward preference accuracy and mean margin per eval pair; with a gold scorer
   (``gold``, e.g. :func:`prefaudit.synth.gold_scores`), responses sampled from each trained policy
   for ``generate`` eval prompts are scored against the reference policy's samples (gold win rate,
-  ties count one half) and their mean length in words is reported.
+  ties count one half) and their mean length in words is reported, with the share of samples that
+  ran to ``max_new_tokens`` (a length measured at the cap says nothing) and the reference samples'
+  own figures (``reference_generations``).
 - **statistics**: per arm, the mean over seeds and a 95% CI from a bootstrap that resamples eval items
   (the same resample for every arm and seed: paired) and averages over seeds; paired differences of
   every arm against ``raw`` and against ``random_drop``.
@@ -71,7 +75,7 @@ class AblationConfig:
     rdpo_alpha: float = 0.01
     robust_eps: float | None = None  # None: the audit's noise.estimated_rate
     generate: int = 0  # eval prompts to sample responses for (needs a gold scorer)
-    max_new_tokens: int = 64
+    max_new_tokens: int = 256  # keep well above the responses' typical length: eos, not the cap, ends samples
     eval_share: float = 0.1
     embeddings: bool = True
     n_boot: int = 1000

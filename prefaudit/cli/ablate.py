@@ -57,12 +57,15 @@ def ablate_command(
     beta: Annotated[float, typer.Option("--beta")] = 0.1,
     loss: Annotated[str, typer.Option("--loss", help="Loss of every arm except robust / rdpo.")] = "sigmoid",
     sft_steps: Annotated[int, typer.Option("--sft-steps", help="Label-free SFT warm-up of the shared start.")] = 0,
+    sft_lr: Annotated[float | None, typer.Option("--sft-lr", help="Warm-up learning rate (default: --lr).")] = None,
     length_debias: Annotated[str, typer.Option("--length-debias", help="resample or rdpo.")] = "resample",
     rdpo_alpha: Annotated[float, typer.Option("--rdpo-alpha")] = 0.01,
     preset: Annotated[list[str] | None, typer.Option("--preset", help="Tiny preset shape, e.g. n_layer=2.")] = None,
     gold: Annotated[str | None, typer.Option("--gold", help="'synth': score generations with the synthetic "
                                              "gold scorer.")] = None,
     generate: Annotated[int, typer.Option("--generate", help="Eval prompts to sample responses for.")] = 0,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Sampling cap; keep it well above "
+                                                "the responses' typical length so eos decides.")] = 256,
     no_embeddings: Annotated[bool, typer.Option("--no-embeddings", help="Audit without embeddings.")] = False,
     annotations: AnnotationsOpt = None,
     fmt: FormatOpt = "auto",
@@ -87,8 +90,8 @@ def ablate_command(
         pairs, None if eval_ is None else load(eval_), out=out, subsets=subsets, gold=scorer,
         progress=show_progress(), arms=tuple(a.strip() for a in arms.split(",") if a.strip()), seeds=seeds,
         model=model, policy=policy, steps=steps, batch_size=batch_size, max_length=max_length, lr=lr, beta=beta,
-        loss=loss, sft_steps=sft_steps, length_debias=length_debias, rdpo_alpha=rdpo_alpha, preset=shape,
-        generate=generate, embeddings=not no_embeddings, seed=seed)
+        loss=loss, sft_steps=sft_steps, sft_lr=sft_lr, length_debias=length_debias, rdpo_alpha=rdpo_alpha, preset=shape,
+        generate=generate, max_new_tokens=max_new_tokens, embeddings=not no_embeddings, seed=seed)
     if not quiet:
         for d in result.summary["differences"]:
             ci = d["ci"]
