@@ -46,3 +46,15 @@ def llmbar_dir() -> Path:
 @pytest.fixture(scope="session")
 def sample_data() -> Path:
     return ROOT / "sample_data"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module's tests: tests share 2 cores (pytest -n 2), and runs
+    compared bit for bit across processes must use the same thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

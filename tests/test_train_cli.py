@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from prefaudit.cli import main
 from prefaudit.train import build_tiny
@@ -16,13 +15,7 @@ from prefaudit.train.presets import preset_texts
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train_loop import SMALL, toy  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(args: list[str]) -> int:

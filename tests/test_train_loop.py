@@ -45,14 +45,7 @@ def toy(n: int, seed: int = 0) -> PreferenceSet:
     return PreferenceSet(pl.DataFrame(rows))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tests share 2 cores (pytest -n 2), and runs compared bit for bit across
-    processes must use the same thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def deterministic(metrics):

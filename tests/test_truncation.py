@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-import torch
 
 from prefaudit.analyzers.base import AuditContext
 from prefaudit.analyzers.truncation import TinyTokenizer, TruncationAnalyzer, load_tokenizer
@@ -12,13 +11,7 @@ from prefaudit.data.preference_set import PreferenceSet
 from prefaudit.train import tokenize_pairs, train, train_tokenizer, truncate_pair
 from prefaudit.train.presets import preset_texts
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_keep_start_rule():
