@@ -8,8 +8,9 @@ statistic (their chosen side is arbitrary) and get score 1 / flag False.
   equal length count as not longer (their number is in the note). The sign is reported, never assumed.
 - **Swap-symmetric logistic regression** (``length.log_ratio_coef``): every pair enters twice,
   as (x, chosen) and (-x, not chosen) with x = log((len_chosen + 1) / (len_rejected + 1)) in
-  characters, without intercept, so the fit cannot depend on which side is called a or b; statsmodels
-  ``Logit`` with standard errors clustered by pair (the two rows of a pair are one observation).
+  characters, without intercept, so the fit cannot depend on which side is called a or b; fitted by
+  Newton's method with standard errors clustered by pair (the two rows of a pair are one
+  observation), the numbers of statsmodels' ``Logit`` with ``cov_type="cluster"`` (tested).
   A positive coefficient: longer responses win. CI is Wald; the p-value is ``length.log_ratio_p``.
 - **Win rate by length-difference bins**: the longer response's win rate per bin of |x|.
 - **Surface features** (:mod:`prefaudit.analyzers.surface`): per feature, among pairs where exactly
@@ -33,16 +34,17 @@ statistic (their chosen side is arbitrary) and get score 1 / flag False.
 
 from __future__ import annotations
 
-import warnings
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
+from scipy.special import expit
 
 from prefaudit.analyzers.base import AnalyzerResult, AuditContext, Metric
 from prefaudit.analyzers.surface import FEATURES, feature_exprs
 from prefaudit.plots import new_figure, register_plot
-from prefaudit.stats import bootstrap_interval, mean_interval, wilson_interval
+from prefaudit.stats import Z95, bootstrap_interval, mean_interval, wilson_interval
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -78,13 +80,42 @@ def log_ratio(len_chosen: np.ndarray, len_rejected: np.ndarray) -> np.ndarray:
     return np.log((np.asarray(len_chosen, float) + 1) / (np.asarray(len_rejected, float) + 1))
 
 
+def symmetric_logit(x: np.ndarray, max_iter: int = 100) -> tuple[float, float]:
+    """(coefficient, pair-clustered standard error) of the swap-symmetric logistic regression.
+
+    The maximum-likelihood b of sum log sigmoid(b x_i) by Newton's method with step halving — the
+    fit of (x_i, 1) and (-x_i, 0) without intercept — and the sandwich standard error clustered by
+    pair with statsmodels' small-sample factor G / (G - 1) (``Logit(...).fit(cov_type="cluster")``
+    gives the same numbers; tested). Needs x that do not all have one sign.
+    """
+    x = np.asarray(x, float)
+
+    def loglik(b: float) -> float:
+        return -float(np.logaddexp(0.0, -b * x).sum())
+
+    b = 0.0
+    for _ in range(max_iter):
+        q = expit(b * x)
+        grad = float(((1 - q) * x).sum())
+        hess = float((q * (1 - q) * x * x).sum())
+        step = grad / hess
+        while loglik(b + step) < loglik(b) and abs(step) > 1e-15:
+            step /= 2
+        b += step
+        if abs(step) <= 1e-12 * (1 + abs(b)):
+            break
+    q = expit(b * x)
+    hess = float((q * (1 - q) * x * x).sum())
+    meat = float((((1 - q) * x) ** 2).sum())
+    n = x.size
+    return b, math.sqrt(meat * n / (n - 1)) / hess
+
+
 def log_ratio_logit(x: np.ndarray) -> tuple[Metric, Metric]:
     """Swap-symmetric logistic regression of "chosen" on x (see the module docstring).
 
     Returns (coefficient with its 95% Wald CI from pair-clustered standard errors, p-value).
     """
-    import statsmodels.api as sm
-
     x = np.asarray(x, float)
     n = x.size
     nz = x[x != 0]
@@ -95,15 +126,9 @@ def log_ratio_logit(x: np.ndarray) -> tuple[Metric, Metric]:
         why = "perfect separation: the " + ("longer" if (nz > 0).all() else "shorter") + \
               " response is always chosen (coefficient is infinite)"
         return Metric.undefined(why, n), Metric(0.0, None, n, why)
-    design = np.r_[x, -x][:, None]
-    y = np.r_[np.ones(n), np.zeros(n)]
-    groups = np.r_[np.arange(n), np.arange(n)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = sm.Logit(y, design).fit(disp=0, cov_type="cluster", cov_kwds={"groups": groups})
-    coef = float(fit.params[0])
-    lo, hi = (float(v) for v in np.asarray(fit.conf_int())[0])
-    p = float(fit.pvalues[0])
+    coef, se = symmetric_logit(x)
+    lo, hi = coef - Z95 * se, coef + Z95 * se
+    p = math.erfc(abs(coef / se) / math.sqrt(2)) if se > 0 else 0.0
     return (Metric(coef, (lo, hi), n, f"p = {p:.3g}; log-odds per unit log length ratio (characters)",
                    "wald, pair-clustered"),
             Metric(p, None, n, "two-sided Wald test of the coefficient", "wald"))
@@ -230,22 +255,18 @@ def shortcut_model(x: np.ndarray, *, n_folds: int = 5, seed: int = 0, n_boot: in
     slow and the normal approximation is accurate, the U-statistic (DeLong) variance instead;
     coefficients of the model fitted on all pairs, per standardised feature).
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import KFold
+    from prefaudit.analyzers.noise_model import fit_symmetric_logistic
 
     n, d = x.shape
     if n < max(2 * n_folds, 10):
         return np.full(n, 0.5), Metric.undefined(f"too few pairs ({n}) for {n_folds}-fold CV", n), np.zeros(d)
     scale = np.sqrt((x ** 2).mean(axis=0))  # sd of the mirrored data (mean 0)
     xs = x / np.where(scale > 0, scale, 1.0)
-
-    def fit(rows: np.ndarray) -> LogisticRegression:
-        model = LogisticRegression(fit_intercept=False, C=c, max_iter=1000)
-        return model.fit(np.r_[xs[rows], -xs[rows]], np.r_[np.ones(rows.size), np.zeros(rows.size)])
-
+    folds = np.random.default_rng(seed).permutation(n) % n_folds
     oof = np.empty(n)
-    for train, test in KFold(n_folds, shuffle=True, random_state=seed).split(xs):
-        oof[test] = fit(train).predict_proba(xs[test])[:, 1]
+    for f in range(n_folds):
+        test = folds == f
+        oof[test] = expit(xs[test] @ fit_symmetric_logistic(xs[~test], c))
     mirrored = _MirroredAUROC(oof)
     auc = mirrored()
     if n <= max_boot_pairs:
@@ -253,7 +274,7 @@ def shortcut_model(x: np.ndarray, *, n_folds: int = 5, seed: int = 0, n_boot: in
         method = "percentile bootstrap over pairs"
     else:
         ci, method = mirrored.normal_interval(), "U-statistic (DeLong) normal approximation"
-    coefs = fit(np.arange(n)).coef_[0]
+    coefs = fit_symmetric_logistic(xs, c)
     metric = Metric(auc, ci, n, f"{n_folds}-fold CV, surface features only ({d} features)", method)
     return oof, metric, coefs
 
@@ -287,7 +308,7 @@ class BiasAnalyzer:
     Parameters: ``n_folds`` (shortcut-model cross-validation), ``n_boot`` (bootstrap resamples of the
     AUROC), ``flag_prob`` (surface probability above which a pair is flagged), ``c`` (inverse L2
     strength of the shortcut model), ``max_groups`` (groups per breakdown), ``threads`` (BLAS/OpenMP
-    threads; see :func:`prefaudit.analyzers.coverage.limited_threads`).
+    threads for the small model fits; None leaves the library default).
     """
 
     name = "bias"
@@ -306,9 +327,11 @@ class BiasAnalyzer:
                 "max_groups": self.max_groups, "threads": self.threads}
 
     def run(self, data: PreferenceSet, context: AuditContext | None = None) -> AnalyzerResult:
-        from prefaudit.analyzers.coverage import limited_threads
+        if self.threads is None:
+            return self._run(data, context)
+        from threadpoolctl import threadpool_limits
 
-        with limited_threads(self.threads):
+        with threadpool_limits(limits=self.threads):  # numpy's BLAS (no OpenMP library is used here)
             return self._run(data, context)
 
     def _run(self, data: PreferenceSet, context: AuditContext | None) -> AnalyzerResult:

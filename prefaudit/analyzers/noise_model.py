@@ -194,7 +194,7 @@ def prompt_folds(prompts: Sequence[str], k: int, seed: int) -> np.ndarray:
     return order[codes] % max(1, min(k, n_groups))
 
 
-def fit_symmetric_logistic(x: sp.csr_matrix, c: float, w0: np.ndarray | None = None,
+def fit_symmetric_logistic(x: sp.csr_matrix | np.ndarray, c: float, w0: np.ndarray | None = None,
                            tol: float = 1e-4, max_iter: int = 5000) -> np.ndarray:
     """Weights of a logistic regression without intercept trained on both orientations of each row.
 
@@ -207,7 +207,7 @@ def fit_symmetric_logistic(x: sp.csr_matrix, c: float, w0: np.ndarray | None = N
     n, d = x.shape
     if n == 0:
         return np.zeros(d)
-    xt = x.T.tocsr()
+    xt = x.T.tocsr() if sp.issparse(x) else np.ascontiguousarray(x.T)
     lam = 1.0 / (2.0 * c * n)
 
     def f(w: np.ndarray) -> tuple[float, np.ndarray]:
