@@ -4,6 +4,7 @@
     result = train(pairs, eval_pairs, model="tiny", loss="sigmoid", beta=0.1, steps=200, out="run/")
     result.summary["eval"]["preference_accuracy"]
     texts = generate(result, prompts, max_new_tokens=64)
+    warm = sft(pairs, model="tiny", steps=500, lr=1e-3, responses="both", out="sft/")  # SFT on its own
 
 Names are imported lazily, so that ``prefaudit.train.truncation`` (used by the truncation audit)
 loads without torch.
