@@ -26,8 +26,8 @@ browser:
 
 # The main job on the bundled sample data: validate, audit (with target prompts, an eval set and the
 # tiny tokenizer for the truncation audit), gate with the default thresholds (the sample data carries
-# injected label noise and a length-biased annotator, so a "fail" verdict is the expected finding),
-# clean, and the HTML report.
+# injected label noise, a length-biased annotator and under-covered target prompts: the verdict is
+# "warn" on those four checks; a "fail" would not stop the demo either), clean, and the HTML report.
 demo: install
 	@mkdir -p $(DEMO_OUT)
 	$(PY) -m prefaudit validate sample_data/pairs.jsonl
