@@ -11,21 +11,12 @@ from typing import Annotated
 
 import typer
 
-from prefaudit.cli.audit import EvalOpt, MaxLengthOpt, ModelOpt, NoEmbeddingsOpt, QuietOpt, TokenizerOpt
-from prefaudit.cli.common import (
-    AnnotationsOpt,
-    ColumnOpt,
-    DataArg,
-    FormatOpt,
-    LabelOpt,
-    SeedOpt,
-    app,
-    load_input,
-    show_progress,
-)
+from prefaudit.cli.audit_options import AuditOptions, QuietOpt, audit_options
+from prefaudit.cli.common import DataArg, app, show_progress
 
 
 @app.command("clean")
+@audit_options(without=("target", "by", "max_model_pairs"))
 def clean_command(
     data: DataArg,
     out: Annotated[Path, typer.Option("--out", help="Cleaned pairs, TRL prompt/chosen/rejected (+ weight).")],
@@ -35,16 +26,7 @@ def clean_command(
         "--policy", help="Cleaning policy TOML (default: the documented prefaudit/defaults/clean.toml).")] = None,
     review_out: Annotated[Path | None, typer.Option(
         "--review-out", help="CSV of suspicious pairs for re-annotation (label column left empty).")] = None,
-    annotations: AnnotationsOpt = None,
-    eval_: EvalOpt = None,
-    fmt: FormatOpt = "auto",
-    columns: ColumnOpt = None,
-    labels: LabelOpt = None,
-    no_embeddings: NoEmbeddingsOpt = False,
-    tokenizer: TokenizerOpt = None,
-    max_length: MaxLengthOpt = 256,
-    model: ModelOpt = None,
-    seed: SeedOpt = 0,
+    opts: AuditOptions = AuditOptions(),  # the shared options, put in place by @audit_options
     quiet: QuietOpt = False,
 ) -> None:
     """Clean preference data by a policy; kept + removed = pairs in, always."""
@@ -54,14 +36,10 @@ def clean_command(
     if review_out is not None and review_out.suffix.lower() != ".csv":
         raise ConfigError(f"--review-out must be a .csv file, got {review_out.name!r}")
     pol = load_policy(policy)  # a malformed policy fails before any work
-    pset = load_input(data, annotations, fmt, columns, labels)
-    embedder = None
-    if model is not None and not no_embeddings:
-        from prefaudit.embed import Embedder
-
-        embedder = Embedder(model, progress=show_progress())
-    result = clean(pset, pol, eval=eval_, seed=seed, embeddings=not no_embeddings, embedder=embedder, tokenizer=tokenizer,
-                   max_length=max_length, progress=show_progress())
+    pset = opts.load(data)
+    result = clean(pset, pol, eval=opts.eval_, seed=opts.seed, embeddings=not opts.no_embeddings,
+                   embedder=opts.embedder(), tokenizer=opts.tokenizer, max_length=opts.max_length,
+                   progress=show_progress())
     result.write(out)
     result.write_manifest(manifest)
     if review_out is not None:

@@ -11,26 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from prefaudit.cli.audit import (
-    ByOpt,
-    EvalOpt,
-    MaxLengthOpt,
-    MaxModelPairsOpt,
-    ModelOpt,
-    NoEmbeddingsOpt,
-    QuietOpt,
-    TokenizerOpt,
-    run_audit,
-)
-from prefaudit.cli.common import (
-    AnnotationsOpt,
-    ColumnOpt,
-    FormatOpt,
-    LabelOpt,
-    SeedOpt,
-    TargetOpt,
-    app,
-)
+from prefaudit.cli.audit_options import AuditOptions, QuietOpt, audit_options
+from prefaudit.cli.common import app
 from prefaudit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -61,6 +43,7 @@ def print_checks(result: GateResult) -> None:
 
 
 @app.command("gate")
+@audit_options()
 def gate_command(
     data: Annotated[Path | None, typer.Argument(
         help="Preference data to audit (omit with --audit).")] = None,
@@ -72,19 +55,7 @@ def gate_command(
         "--baseline", help="A previous audit JSON: adds regression checks.")] = None,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Write the audit JSON with its checks and verdict here.")] = None,
-    annotations: AnnotationsOpt = None,
-    target: TargetOpt = None,
-    eval_: EvalOpt = None,
-    fmt: FormatOpt = "auto",
-    columns: ColumnOpt = None,
-    labels: LabelOpt = None,
-    no_embeddings: NoEmbeddingsOpt = False,
-    by: ByOpt = None,
-    tokenizer: TokenizerOpt = None,
-    max_length: MaxLengthOpt = 256,
-    model: ModelOpt = None,
-    max_model_pairs: MaxModelPairsOpt = 50_000,
-    seed: SeedOpt = 0,
+    opts: AuditOptions = AuditOptions(),  # the shared options, put in place by @audit_options
     quiet: QuietOpt = False,
 ) -> None:
     """Judge preference data against thresholds: exit 0 pass/warn, 1 fail, 2 bad input."""
@@ -95,11 +66,7 @@ def gate_command(
         raise ConfigError("give either DATA or --audit audit.json (exactly one)")
     thresholds = load_thresholds(config)  # a malformed file fails before any audit work
     base = Audit.from_json(baseline) if baseline is not None else None
-    if audit_json is not None:
-        result = Audit.from_json(audit_json)
-    else:
-        result = run_audit(data, annotations, target, eval_, fmt, columns, labels, no_embeddings, by,
-                           tokenizer, max_length, seed, model, max_model_pairs)
+    result = Audit.from_json(audit_json) if audit_json is not None else opts.run_audit(data)
     verdict = gate(result, thresholds, baseline=base)
     if baseline is not None:
         verdict.baseline = str(baseline)

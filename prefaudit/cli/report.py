@@ -11,22 +11,13 @@ from typing import Annotated
 
 import typer
 
-from prefaudit.cli.audit import (
-    ByOpt,
-    EvalOpt,
-    MaxLengthOpt,
-    MaxModelPairsOpt,
-    ModelOpt,
-    NoEmbeddingsOpt,
-    QuietOpt,
-    TokenizerOpt,
-    run_audit,
-)
-from prefaudit.cli.common import AnnotationsOpt, ColumnOpt, FormatOpt, LabelOpt, SeedOpt, TargetOpt, app
+from prefaudit.cli.audit_options import AuditOptions, QuietOpt, audit_options
+from prefaudit.cli.common import app
 from prefaudit.errors import ConfigError
 
 
 @app.command("report")
+@audit_options()
 def report_command(
     data: Annotated[Path | None, typer.Argument(help="Preference data to audit (omit with --audit).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("audit.html"),
@@ -40,19 +31,7 @@ def report_command(
         "--max-pairs", help="Most suspicious flagged pairs embedded in the pair browser.")] = 2000,
     pairs_out: Annotated[Path | None, typer.Option(
         "--pairs-out", help="Also write the full per-pair table (.parquet or .csv); the report names it.")] = None,
-    annotations: AnnotationsOpt = None,
-    target: TargetOpt = None,
-    eval_: EvalOpt = None,
-    fmt: FormatOpt = "auto",
-    columns: ColumnOpt = None,
-    labels: LabelOpt = None,
-    no_embeddings: NoEmbeddingsOpt = False,
-    by: ByOpt = None,
-    tokenizer: TokenizerOpt = None,
-    max_length: MaxLengthOpt = 256,
-    model: ModelOpt = None,
-    max_model_pairs: MaxModelPairsOpt = 50_000,
-    seed: SeedOpt = 0,
+    opts: AuditOptions = AuditOptions(),  # the shared options, put in place by @audit_options
     quiet: QuietOpt = False,
 ) -> None:
     """Write the self-contained HTML audit report (verdict, metrics, plots, pair browser, ablation)."""
@@ -77,8 +56,7 @@ def report_command(
     if audit_json is not None:
         audit = read_audit_json(audit_json)
     else:
-        audit = run_audit(data, annotations, target, eval_, fmt, columns, labels, no_embeddings, by,
-                          tokenizer, max_length, seed, model, max_model_pairs)
+        audit = opts.run_audit(data)
         if pairs_out is not None:
             audit.write_pairs(pairs_out)
     render_html(audit, out, gate=thresholds, ablation=abl, max_pairs=max_pairs, pairs_out=pairs_out)
