@@ -362,12 +362,16 @@ def clean(
     tokenizer: Any = None,
     max_length: int = 256,
     progress: bool = False,
+    max_model_pairs: int | None = 50_000,
 ) -> CleanResult:
     """Apply a cleaning policy (default: ``prefaudit/defaults/clean.toml``).
 
     ``data_or_audit`` is an :class:`Audit` made in this process (it keeps its data) or data as
     :func:`prefaudit.audit` accepts it, in which case the analyzers the rules read (hygiene,
-    agreement, noise, truncation) are run first with the given options.
+    agreement, noise, truncation) are run first with the given options. Every pair gets its scores:
+    above ``max_model_pairs`` pairs (None or 0: no limit) the noise model is cross-fitted on a seeded
+    sample of that size and scores the other pairs out of sample (``NoiseAnalyzer(fit_pairs=...)``),
+    which bounds time and memory on large sets.
     """
     from prefaudit.audit import Audit, audit
 
@@ -379,7 +383,8 @@ def clean(
     else:
         aud = audit(data_or_audit, annotations, eval=eval, analyzers=list(NEEDED_ANALYZERS), seed=seed,
                     embeddings=embeddings, embedder=embedder, tokenizer=tokenizer, max_length=max_length,
-                    progress=progress, max_model_pairs=None)  # every pair gets its scores
+                    progress=progress, max_model_pairs=None,  # every pair gets its scores
+                    config={"noise": {"fit_pairs": max_model_pairs or None}})
     return apply_policy(aud.data, aud.pairs, pol, metrics=aud.metrics, seed=seed, audit=aud)
 
 

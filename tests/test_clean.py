@@ -169,3 +169,24 @@ def test_policy_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_policy(tmp_path / "absent.toml")
     assert load_policy(None)["noise"]["action"] == "remove"
+
+
+def test_large_sets_fit_the_noise_model_on_a_sample_and_score_every_pair() -> None:
+    """Above max_model_pairs the noise model is fitted on a sample; every pair still gets its score, the
+    accounting holds, and the removals still find the injected flips."""
+    from prefaudit.clean import clean
+    from prefaudit.synth import make
+
+    s = make(flip_rate=0.3, seed=0)
+    res = clean(s.pairs, embeddings=False, max_model_pairs=800)
+    noise = res.audit.results["noise"]
+    assert noise.details["model"]["fit_pairs"] == 800
+    assert res.audit.pairs["noise_score"].null_count() == int(s.pairs.df["tie"].sum())  # ties have no score
+    assert res.counts["kept"] + res.counts["removed"] == len(s.pairs)
+    removed = set(res.manifest.filter(pl.col("reasons").list.contains("noise"))["pair_id"].to_list())
+    flipped = set(s.flipped_ids)
+    precision = len(removed & flipped) / max(len(removed), 1)
+    recall = len(removed & flipped) / len(flipped)
+    # a model fitted on 800 pairs without embeddings is weaker than the full cross-fit (0.75 / 0.75 here),
+    # yet far above chance (precision 0.3); measured 0.58 / 0.69
+    assert precision > 0.5 and recall > 0.6

@@ -24,8 +24,8 @@ def test_auditing_commands_offer_every_shared_option(command: str) -> None:
 
 def test_clean_leaves_out_what_it_does_not_use() -> None:
     params = _params("clean")
-    assert set(OPTION_TYPES) - {"target", "by", "max_model_pairs"} <= params
-    assert not {"target", "by", "max_model_pairs"} & params
+    assert set(OPTION_TYPES) - {"target", "by"} <= params
+    assert not {"target", "by"} & params
 
 
 def test_decorator_gathers_options_and_rejects_unknown_names() -> None:

@@ -142,13 +142,18 @@ class NoiseAnalyzer:
     :data:`~prefaudit.analyzers.noise_model.C_GRID` by calibrated out-of-fold likelihood), ``n_boot``
     (bootstrap resamples of the rate), ``flag_threshold`` (posterior of being wrong above which an
     annotated pair is flagged), ``use_annotations`` (False: use the model even when votes exist),
-    ``max_features`` (TF-IDF vocabulary), ``ds_iter`` (Dawid–Skene iterations).
+    ``max_features`` (TF-IDF vocabulary), ``ds_iter`` (Dawid–Skene iterations), ``fit_pairs`` (model
+    mode: above this many non-tie pairs, the model is cross-fitted on a seeded sample of this size —
+    the rate, its CI and the calibration come from it — and every other pair is scored by the model
+    fitted on the whole sample, out of sample like the cross-fitted ones, in chunks of bounded memory;
+    None: every pair is cross-fitted).
     """
 
     name = "noise"
 
     def __init__(self, *, n_folds: int = 5, n_repeats: int = 3, c: float | None = 0.1, n_boot: int = 200, flag_threshold: float = 0.5,
-                 use_annotations: bool = True, max_features: int = 200_000, ds_iter: int = 100) -> None:
+                 use_annotations: bool = True, max_features: int = 200_000, ds_iter: int = 100,
+                 fit_pairs: int | None = None) -> None:
         self.n_folds = n_folds
         self.n_repeats = n_repeats
         self.c = c
@@ -157,10 +162,12 @@ class NoiseAnalyzer:
         self.use_annotations = use_annotations
         self.max_features = max_features
         self.ds_iter = ds_iter
+        self.fit_pairs = fit_pairs
 
     def config(self) -> dict[str, Any]:
         return {"n_folds": self.n_folds, "n_repeats": self.n_repeats, "c": self.c, "n_boot": self.n_boot, "flag_threshold": self.flag_threshold,
-                "use_annotations": self.use_annotations, "max_features": self.max_features, "ds_iter": self.ds_iter}
+                "use_annotations": self.use_annotations, "max_features": self.max_features, "ds_iter": self.ds_iter,
+                "fit_pairs": self.fit_pairs}
 
     def run(self, data: PreferenceSet, context: AuditContext | None = None) -> AnalyzerResult:
         ctx = context or AuditContext()
@@ -216,29 +223,42 @@ class NoiseAnalyzer:
         if n < 2 * self.n_folds:
             return AnalyzerResult.skip(self.name, f"too few non-tie pairs ({n}) for {self.n_folds}-fold "
                                                   "cross-fitting", cfg)
-        prompts, chosen, rejected = d["prompt"].to_list(), d["chosen"].to_list(), d["rejected"].to_list()
-        feats = nm.difference_features(prompts, chosen, rejected, embedder=ctx.embedder,
-                                       max_features=self.max_features)
-        folds = nm.prompt_folds(prompts, self.n_folds, ctx.seed)
+        fit = np.arange(n)
+        if self.fit_pairs is not None and 2 * self.n_folds <= self.fit_pairs < n:
+            fit = np.sort(np.random.default_rng(ctx.seed).choice(n, self.fit_pairs, replace=False))
+        fit_df = d if fit.size == n else d[fit]
+        fp, fc, fr = (fit_df[col].to_list() for col in ("prompt", "chosen", "rejected"))
+        feats = nm.difference_features(fp, fc, fr, embedder=ctx.embedder, max_features=self.max_features)
+        folds = nm.prompt_folds(fp, self.n_folds, ctx.seed)
         if self.c is None:
             c, first, grid = nm.select_c(feats.x, folds)
         else:
             c, first, grid = self.c, None, {}
-        s = nm.repeated_crossfit(feats.x, prompts, c, k=self.n_folds, repeats=self.n_repeats, seed=ctx.seed,
-                                 first=first)
-        beta, rho, _ = nm.fit_flip_calibration(s)
+        s_fit = nm.repeated_crossfit(feats.x, fp, c, k=self.n_folds, repeats=self.n_repeats, seed=ctx.seed,
+                                     first=first)
+        beta, rho, _ = nm.fit_flip_calibration(s_fit)
+        s = np.empty(n)
+        s[fit] = s_fit
+        if fit.size < n:  # the rest: scored by the model fitted on the whole sample
+            rest = np.setdiff1d(np.arange(n), fit)
+            w = nm.fit_symmetric_logistic(feats.x, c)
+            r = d[rest]
+            s[rest] = nm.score_pairs(w, feats, r["prompt"], r["chosen"], r["rejected"], embedder=ctx.embedder)
         p_wrong = nm.flip_posterior(s, beta, rho)
+        m = fit.size
 
         def boot_rho(idx: np.ndarray) -> float:
-            w = np.bincount(idx, minlength=n).astype(float)
-            return nm.fit_flip_calibration(s, weights=w, start=(beta, max(rho, 0.01)))[1]
+            w = np.bincount(idx, minlength=m).astype(float)
+            return nm.fit_flip_calibration(s_fit, weights=w, start=(beta, max(rho, 0.01)))[1]
 
-        ci = bootstrap_interval(boot_rho, n, seed=ctx.seed, n_boot=self.n_boot)
+        ci = bootstrap_interval(boot_rho, m, seed=ctx.seed, n_boot=self.n_boot)
         note = "label-flip floor of the cross-fitted preference model"
+        if m < n:
+            note += f" (fitted on a random sample of {m:,} of {n:,} pairs; every pair scored)"
         if ci is None or ci[1] - ci[0] > WIDE_CI:
             note += ("; weakly identified (the model's confidence reaches no plateau): read the CI, "
                      "not the point value")
-        rate = Metric(rho, ci, n, note, BOOT_METHOD + " (flip model refitted)")
+        rate = Metric(rho, ci, m, note, BOOT_METHOD + " (flip model refitted)")
         flags = _cleanlab_flags(s, ctx.seed)
         pairs = df.select(pl.col("pair_id").cast(pl.Utf8)).join(pl.DataFrame({
             "pair_id": d["pair_id"].cast(pl.Utf8), "noise_score": 1.0 - p_wrong, "noise_flag": flags,
@@ -250,7 +270,8 @@ class NoiseAnalyzer:
                                                      "cleanlab find_label_issues on out-of-fold probabilities, "
                                                      "or a contradiction"),
             "noise.model_accuracy": Metric.proportion(int((s > 0).sum()), n,
-                                                      "out-of-fold agreement of the model with the recorded labels"),
+                                                      "out-of-fold (or out-of-sample) agreement of the model with "
+                                                      "the recorded labels"),
             "noise.contradiction_share": _contradiction_share(pairs),
             "noise.ties_left_out": Metric.count(int(tie.sum()), "tie pairs (no preference to be wrong; score null)"),
         }
@@ -260,8 +281,9 @@ class NoiseAnalyzer:
                "note": None if ctx.embedder is not None else
                "no embedder (--no-embeddings): TF-IDF, TF-IDF relevance and surface features only"}
         details = {"model": {"c": c, "c_grid_nll": {str(k): v for k, v in grid.items()}, "beta": beta, "rho": rho,
-                             "features": features, "n_folds": self.n_folds, "n_repeats": self.n_repeats},
-                   "calibration": calibration_table(s, beta, rho)}
+                             "features": features, "n_folds": self.n_folds, "n_repeats": self.n_repeats,
+                             "fit_pairs": m, "scored_out_of_sample": n - m},
+                   "calibration": calibration_table(s_fit, beta, rho)}
         return AnalyzerResult(self.name, metrics, pairs, details, None, cfg)
 
 

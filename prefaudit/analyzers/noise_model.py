@@ -53,10 +53,13 @@ SURFACE_WEIGHT = 0.3
 
 @dataclass
 class Features:
-    """Difference features of n pairs (chosen minus rejected) and the names of the blocks used."""
+    """Difference features of n pairs (chosen minus rejected), the names of the blocks used, and what
+    was fitted on these pairs (TF-IDF vocabulary, surface-feature scale) for featurising others alike."""
 
     x: sp.csr_matrix
     blocks: list[str] = field(default_factory=list)
+    vectorizer: HashedTfidf | None = None
+    surface_rms: np.ndarray | None = None
 
 
 #: sklearn's default token pattern: runs of two or more word characters (case-folded first).
@@ -158,21 +161,32 @@ def _rowdot(a: sp.csr_matrix | np.ndarray, b: sp.csr_matrix | np.ndarray) -> np.
 
 
 def difference_features(prompts: Sequence[str], chosen: Sequence[str], rejected: Sequence[str], *,
-                        embedder: Embedder | None = None, max_features: int = 200_000) -> Features:
-    """Chosen-minus-rejected features of each pair (module docstring: which and why)."""
+                        embedder: Embedder | None = None, max_features: int = 200_000,
+                        like: Features | None = None) -> Features:
+    """Chosen-minus-rejected features of each pair (module docstring: which and why).
+
+    ``like``: the features of other pairs whose TF-IDF vocabulary and surface-feature scale to reuse, so
+    that a model fitted on those pairs can score these (e.g. pairs outside a fitted sample).
+    """
     from prefaudit.analyzers.surface import feature_exprs
 
     n = len(chosen)
-    texts = pl.concat([pl.Series(chosen, dtype=pl.Utf8), pl.Series(rejected, dtype=pl.Utf8)])
-    vec, both = HashedTfidf.fit_counts(*term_counts(texts), max_features)
-    tc, tr, tp = both[:n], both[n:], vec.transform(prompts)
+    if like is None or like.vectorizer is None:
+        texts = pl.concat([pl.Series(chosen, dtype=pl.Utf8), pl.Series(rejected, dtype=pl.Utf8)])
+        vec, both = HashedTfidf.fit_counts(*term_counts(texts), max_features)
+        tc, tr = both[:n], both[n:]
+    else:
+        vec = like.vectorizer
+        tc, tr = vec.transform(chosen), vec.transform(rejected)
+    tp = vec.transform(prompts)
     blocks = ["tfidf", "tfidf_relevance", "surface"]
     dense = [RELEVANCE_WEIGHT * (_rowdot(tc, tp) - _rowdot(tr, tp))]
-    fr = pl.DataFrame({"c": list(chosen), "r": list(rejected)})
+    fr = pl.DataFrame({"c": pl.Series(chosen, dtype=pl.Utf8), "r": pl.Series(rejected, dtype=pl.Utf8)})
     sc = np.log1p(fr.select(feature_exprs("c")).to_numpy().astype(float))
     sr = np.log1p(fr.select(feature_exprs("r")).to_numpy().astype(float))
     sd = sc - sr
-    rms = np.sqrt(np.mean(sd * sd, axis=0))
+    rms = like.surface_rms if like is not None and like.surface_rms is not None else \
+        np.sqrt(np.mean(sd * sd, axis=0))
     sd = SURFACE_WEIGHT * sd / np.where(rms > 0, rms, 1.0) / np.sqrt(sd.shape[1])
     mats = [tc - tr, sp.csr_matrix(np.column_stack(dense)), sp.csr_matrix(sd)]
     if embedder is not None:
@@ -183,7 +197,20 @@ def difference_features(prompts: Sequence[str], chosen: Sequence[str], rejected:
         blocks += ["embedding", "embedding_relevance"]
     x = sp.hstack(mats, format="csr", dtype=np.float64)
     assert x.shape[0] == n
-    return Features(x, blocks)
+    return Features(x, blocks, vec, rms)
+
+
+def score_pairs(w: np.ndarray, like: Features, prompts: Sequence[str] | pl.Series, chosen: Sequence[str] | pl.Series,
+                rejected: Sequence[str] | pl.Series, *, embedder: Embedder | None = None,
+                chunk: int = 50_000) -> np.ndarray:
+    """Logits ``x @ w`` of a model fitted on the pairs of ``like``, for other pairs, featurised alike in
+    chunks of ``chunk`` pairs (bounded memory)."""
+    out = np.empty(len(chosen))
+    for a in range(0, len(chosen), chunk):
+        b = min(a + chunk, len(chosen))
+        x = difference_features(prompts[a:b], chosen[a:b], rejected[a:b], embedder=embedder, like=like).x
+        out[a:b] = x @ w
+    return out
 
 
 def prompt_folds(prompts: Sequence[str], k: int, seed: int) -> np.ndarray:

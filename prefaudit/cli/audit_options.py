@@ -48,7 +48,7 @@ ModelOpt = Annotated[str | None, typer.Option(
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 MaxModelPairsOpt = Annotated[int, typer.Option(
     "--max-model-pairs", help="Above this many pairs, the model-fitting analyzers (noise without annotations, "
-    "bias) run on a seeded random sample of this size; 0: every pair.")]
+    "bias) are fitted on a seeded random sample of this size (clean still scores every pair); 0: no limit.")]
 
 
 @dataclass

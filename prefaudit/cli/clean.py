@@ -16,7 +16,7 @@ from prefaudit.cli.common import DataArg, app, show_progress
 
 
 @app.command("clean")
-@audit_options(without=("target", "by", "max_model_pairs"))
+@audit_options(without=("target", "by"))
 def clean_command(
     data: DataArg,
     out: Annotated[Path, typer.Option("--out", help="Cleaned pairs, TRL prompt/chosen/rejected (+ weight).")],
@@ -39,7 +39,7 @@ def clean_command(
     pset = opts.load(data)
     result = clean(pset, pol, eval=opts.eval_, seed=opts.seed, embeddings=not opts.no_embeddings,
                    embedder=opts.embedder(), tokenizer=opts.tokenizer, max_length=opts.max_length,
-                   progress=show_progress())
+                   progress=show_progress(), max_model_pairs=opts.max_model_pairs)
     result.write(out)
     result.write_manifest(manifest)
     if review_out is not None:
