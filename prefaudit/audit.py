@@ -678,7 +678,7 @@ def audit(
     :data:`SAMPLED` run on a seeded random sample of that size: their metrics say so in their notes
     and their per-pair columns are null outside the sample (:func:`prefaudit.clean` scores every pair).
     """
-    clock = _Clock()
+    clock = StageClock()
     by = (by,) if isinstance(by, str) else tuple(by)
     pset = _as_set(data, annotations)
     tok = resolve_tokenizer(tokenizer, pset)
@@ -732,7 +732,7 @@ def audit(
                  n_examples=n_examples)
 
 
-class _Clock:
+class StageClock:
     """Wall and CPU seconds per stage: ``{stage: wall, ..., "total": wall, "cpu_<stage>": cpu, ...}``.
 
     CPU time (this process, all threads) shows where the work goes when the machine is shared."""

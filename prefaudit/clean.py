@@ -385,7 +385,7 @@ def clean(
                     embeddings=embeddings, embedder=embedder, tokenizer=tokenizer, max_length=max_length,
                     progress=progress, max_model_pairs=None,  # every pair gets its scores
                     config={"noise": {"fit_pairs": max_model_pairs or None}})
-    return apply_policy(aud.data, aud.pairs, pol, metrics=aud.metrics, seed=seed, audit=aud)
+    return apply_policy(aud.data, aud.pairs, pol, seed=seed, audit=aud)
 
 
 def apply_policy(data: PreferenceSet, pairs: pl.DataFrame, policy: Mapping[str, Mapping[str, Any]], *,

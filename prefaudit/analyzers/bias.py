@@ -99,7 +99,8 @@ def symmetric_logit(x: np.ndarray, max_iter: int = 100) -> tuple[float, float]:
         grad = float(((1 - q) * x).sum())
         hess = float((q * (1 - q) * x * x).sum())
         step = grad / hess
-        while loglik(b + step) < loglik(b) and abs(step) > 1e-15:
+        current = loglik(b)
+        while loglik(b + step) < current and abs(step) > 1e-15:
             step /= 2
         b += step
         if abs(step) <= 1e-12 * (1 + abs(b)):
@@ -231,7 +232,7 @@ class _MirroredAUROC:
             return float("nan")
         return float((w * self._wins(w)).sum() / (total * total))
 
-    def normal_interval(self, z: float = 1.959964) -> tuple[float, float] | None:
+    def normal_interval(self, z: float = Z95) -> tuple[float, float] | None:
         """95% CI from the U-statistic (Hoeffding/DeLong) variance: 4 Var_i(P_j(u_i + u_j > 0)) / n."""
         if self.n < 2:
             return None

@@ -127,8 +127,12 @@ def _frame(df: pl.DataFrame | PreferenceSet) -> pl.DataFrame:
     df = df if isinstance(df, pl.DataFrame) else df.df
     if "_p" in df.columns:
         return df
-    return df.with_columns(normalize_expr("prompt").alias("_pt"), normalized_hash("chosen").alias("_c"),
-                           normalized_hash("rejected").alias("_r")).with_columns(
+    return _prompt_keys(df.with_columns(normalized_hash("chosen").alias("_c"), normalized_hash("rejected").alias("_r")))
+
+
+def _prompt_keys(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with its normalised prompt ``_pt`` and that text's hash ``_p`` (what prompts are matched on)."""
+    return df.with_columns(normalize_expr("prompt").alias("_pt")).with_columns(
         pl.col("_pt").hash(seed=_HASH_SEED).alias("_p"))
 
 
@@ -277,9 +281,8 @@ def eval_leakage(df: pl.DataFrame | PreferenceSet, eval_prompts: pl.Series | lis
     of distinct eval prompts found in the training data.
     """
     df = _frame(df)
-    ev = pl.DataFrame({"prompt": pl.Series(eval_prompts, dtype=pl.Utf8)}).select(
-        "prompt", normalize_expr("prompt").alias("_pt")).with_columns(
-        pl.col("_pt").hash(seed=_HASH_SEED).alias("_p")).unique("_p", maintain_order=True)
+    ev = _prompt_keys(pl.DataFrame({"prompt": pl.Series(eval_prompts, dtype=pl.Utf8)})).unique(
+        "_p", maintain_order=True)
     d = df.select(pl.col("pair_id").cast(pl.Utf8), "prompt", "_p", "_pt")
     exact = d["_p"].is_in(ev["_p"].implode())
     tr = d.unique("_p", maintain_order=True).filter(~pl.col("_p").is_in(ev["_p"].implode()))

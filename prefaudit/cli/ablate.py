@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from prefaudit.cli.audit_options import QuietOpt
 from prefaudit.cli.common import (
     AnnotationsOpt,
     ColumnOpt,
@@ -72,7 +73,7 @@ def ablate_command(
     columns: ColumnOpt = None,
     labels: LabelOpt = None,
     seed: SeedOpt = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train DPO on raw vs cleaned vs control subsets and report the differences with 95% CIs."""
     from prefaudit.ablate import ablate

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -83,17 +82,17 @@ class AuditOptions:
 
     def run_audit(self, data: Path) -> Audit:
         """Load the inputs and audit them; the loading time is the audit's ``read`` timing."""
-        from prefaudit.audit import audit
+        from prefaudit.audit import StageClock, audit
 
-        t, c = time.perf_counter(), time.process_time()
+        clock = StageClock()
         pset = self.load(data)
         tgt = load_target_input(self.target, self.columns)
-        read = {"read": time.perf_counter() - t, "cpu_read": time.process_time() - c}
+        clock.lap("read")
         result = audit(pset, target=tgt, eval=self.eval_, seed=self.seed, embeddings=not self.no_embeddings,
                        embedder=self.embedder(), tokenizer=self.tokenizer, max_length=self.max_length,
                        by=tuple(self.by or ()), progress=show_progress(),
                        max_model_pairs=self.max_model_pairs or None)
-        result.timings = {**read, **result.timings}
+        result.timings = {**clock.wall, **clock.cpu, **result.timings}
         return result
 
 

@@ -265,3 +265,6 @@ def _is_audit_json(x: Any) -> bool:
 
 
 callable_module(__name__, report)
+
+__all__ = ["DEFAULT_MAX_PAIRS", "content_security_policy", "figure_to_svg", "read_audit_json", "render_html",
+           "report"]
