@@ -7,11 +7,12 @@ analyzer reports a bare float.
 from __future__ import annotations
 
 from collections.abc import Callable
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats as _st
 
-Z95 = float(_st.norm.ppf(0.975))
+#: The two-sided 95% normal quantile (``statistics`` rather than scipy.stats, whose import alone takes ~1 s).
+Z95 = NormalDist().inv_cdf(0.975)
 
 
 def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float] | None:
@@ -25,6 +26,19 @@ def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float] | N
     lo = 0.0 if k <= 0 else max(0.0, centre - half)  # exact bounds at 0 and n (no 1e-19 rounding residue)
     hi = 1.0 if k >= n else min(1.0, centre + half)
     return float(lo), float(hi)
+
+
+def sign_test_p(k: int, n: int) -> float:
+    """Exact two-sided binomial test of k successes in n trials against p = 0.5 (the sign test).
+
+    Equal to ``scipy.stats.binomtest(k, n, 0.5).pvalue``: the distribution is symmetric, so the
+    two-sided p-value is twice the smaller tail, capped at 1.
+    """
+    from scipy.special import bdtr
+
+    if n <= 0:
+        raise ValueError("the sign test needs n >= 1")
+    return float(min(1.0, 2.0 * bdtr(min(k, n - k), n, 0.5)))
 
 
 def bootstrap_interval(

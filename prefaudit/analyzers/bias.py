@@ -44,7 +44,7 @@ from scipy.special import expit
 from prefaudit.analyzers.base import AnalyzerResult, AuditContext, Metric
 from prefaudit.analyzers.surface import FEATURES, feature_exprs
 from prefaudit.plots import new_figure, register_plot
-from prefaudit.stats import Z95, bootstrap_interval, mean_interval, wilson_interval
+from prefaudit.stats import Z95, bootstrap_interval, mean_interval, sign_test_p, wilson_interval
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -168,8 +168,6 @@ def feature_effects(fc: pl.DataFrame, fr: pl.DataFrame) -> pl.DataFrame:
     """Per feature: among pairs where one side has it and the other not (chars/words: where they
     differ; "has" = more), how often the side having it is chosen — with Wilson CI, binomial p-value,
     and ``direction`` ("chosen", "rejected" or "none" when the CI contains 0.5)."""
-    from scipy.stats import binomtest
-
     rows = []
     n_pairs = fc.height
     for f in fc.columns:
@@ -194,7 +192,7 @@ def feature_effects(fc: pl.DataFrame, fr: pl.DataFrame) -> pl.DataFrame:
             "rejected_has_share": float((r > 0).mean()) if n_pairs else None,
             "n_differ": n, "chosen_rate": k / n if n else None,
             "ci_lo": ci[0] if ci else None, "ci_hi": ci[1] if ci else None,
-            "p_value": float(binomtest(k, n, 0.5).pvalue) if n else None, "direction": direction})
+            "p_value": sign_test_p(k, n) if n else None, "direction": direction})
     return pl.DataFrame(rows, schema={
         "feature": pl.Utf8, "description": pl.Utf8, "chosen_has_share": pl.Float64,
         "rejected_has_share": pl.Float64, "n_differ": pl.Int64, "chosen_rate": pl.Float64,
