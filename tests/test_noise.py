@@ -216,3 +216,30 @@ def test_fit_on_a_sample_scores_every_pair(flipped) -> None:
     # a sample as large as the data is the ordinary cross-fit
     same = NoiseAnalyzer(fit_pairs=len(data.pairs)).run(data.pairs, AuditContext(seed=0))
     assert np.array_equal(same.pairs["noise_logit"].to_numpy(), full.pairs["noise_logit"].to_numpy())
+
+
+def test_find_label_issues_equals_cleanlab() -> None:
+    """The reimplementation flags exactly what cleanlab's find_label_issues (the peer) flags: binary and
+    3-class, balanced and skewed labels, tied probabilities, informative and useless models."""
+    from cleanlab.filter import find_label_issues as cl_find
+
+    from prefaudit.analyzers.noise import find_label_issues
+
+    rng = np.random.default_rng(0)
+    for trial in range(120):
+        k = 2 if trial % 3 else 3
+        n = int(rng.choice([3, 10, 57, 400, 3000]))
+        truth = rng.integers(0, k, n)
+        logits = rng.normal(0, rng.choice([0.1, 1.0, 4.0]), (n, k)) + 2.0 * np.eye(k)[truth]
+        if trial % 4 == 0:
+            logits = np.round(logits, 1)  # many tied margins
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        labels = np.where(rng.random(n) < rng.choice([0.05, 0.3]), rng.integers(0, k, n), truth)
+        if trial % 5 == 0:
+            labels[rng.random(n) < 0.8] = 0  # skewed classes
+        if np.unique(labels).size < 2:
+            continue
+        ours = find_label_issues(labels, p)
+        ref = np.asarray(cl_find(labels, p, n_jobs=1), dtype=bool)
+        assert np.array_equal(ours, ref), (trial, n, k)

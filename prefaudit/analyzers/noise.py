@@ -304,8 +304,8 @@ def _contradiction_share(pairs: pl.DataFrame) -> Metric:
 
 def _cleanlab_flags(s: np.ndarray, seed: int) -> np.ndarray:
     """cleanlab's find_label_issues on the out-of-fold probabilities, pairs in a seeded random orientation
-    (cleanlab needs both classes; the model is swap-symmetric, so the orientation changes nothing else)."""
-    from cleanlab.filter import find_label_issues
+    (cleanlab needs both classes; the model is swap-symmetric, so the orientation changes nothing else).
+    Computed by :func:`find_label_issues` (cleanlab's algorithm; importing cleanlab costs ~2 s)."""
     from scipy.special import expit
 
     flip = np.random.default_rng(seed).random(s.size) < 0.5
@@ -313,7 +313,80 @@ def _cleanlab_flags(s: np.ndarray, seed: int) -> np.ndarray:
     p1 = expit(np.where(flip, -s, s))  # P(class 1 = "a is better") with a = chosen unless flipped
     if labels.min() == labels.max():
         return np.zeros(s.size, dtype=bool)
-    return np.asarray(find_label_issues(labels, np.column_stack([1 - p1, p1])), dtype=bool)
+    return find_label_issues(labels, np.column_stack([1 - p1, p1]))
+
+
+_FPC = 1e-6  # cleanlab's FLOATING_POINT_COMPARISON (and twice it: the confident thresholds' floor)
+
+
+def _round_rows(m: np.ndarray) -> np.ndarray:
+    """cleanlab's round_preserving_row_totals: round each row to integers keeping its (rounded) sum."""
+    out = []
+    for floats in np.asarray(m, dtype=float):
+        ints = floats.round()
+        orig, cur = np.sum(floats).round(), np.sum(ints).round()
+        while abs(cur - orig) > _FPC:
+            diff = np.round(orig - cur)
+            inc = -1 if int(diff < 0.0) else 1
+            for i in np.argsort(floats - ints)[::-inc][:min(int(abs(diff)), len(floats))]:
+                ints[i] += inc
+            cur = np.sum(ints).round()
+        out.append(ints.astype(int))
+    return np.array(out).astype(int)
+
+
+def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """Boolean mask of likely label errors: cleanlab 2.x ``filter.find_label_issues(labels, pred_probs)``
+    with its defaults (``prune_by_noise_rate``, calibrated confident joint, at least one example kept
+    per class), the same numpy operations in the same order (tested equal to cleanlab on random inputs).
+
+    ``labels``: integer classes 0..K-1 (K = ``pred_probs.shape[1]``); ``pred_probs``: out-of-sample
+    class probabilities, rows summing to 1.
+    """
+    labels = np.asarray(labels)
+    pred_probs = np.asarray(pred_probs)
+    n, k_classes = pred_probs.shape
+    counts = np.bincount(labels, minlength=k_classes)
+    present = counts > 0
+    # confident joint cj[given, true guess]: a class is a confident guess when its probability reaches the
+    # mean self-confidence of its class; with several, the argmax
+    thr = np.array([np.mean(pred_probs[:, k][labels == k]) if present[k] else 2.0 for k in range(k_classes)])
+    confident = pred_probs >= np.clip(thr, 2 * _FPC, None) - 1e-6
+    n_conf = confident.sum(axis=1)
+    guess = np.where(n_conf > 1, pred_probs.argmax(axis=1), confident.argmax(axis=1))
+    sure = n_conf > 0
+    cj = np.zeros((k_classes, k_classes), dtype=int)
+    np.add.at(cj, (labels[sure], guess[sure]), 1)
+    np.fill_diagonal(cj, cj.diagonal().clip(min=1))
+    cal = (cj.T / np.clip(cj.sum(axis=1), 1e-100, None) * counts).T
+    cj = _round_rows(cal / np.clip(np.sum(cal), 1e-100, None) * counts.sum())
+    # prune counts (cleanlab's _keep_at_least_n_per_class with n = 1, frac_noise = 1)
+    pcm = cj.T
+    diag = np.diagonal(pcm)
+    new_diag = np.maximum(diag, 1)
+    per_col = np.maximum(np.count_nonzero(pcm, axis=0) - 1.0, 1.0)
+    new = pcm - (new_diag - diag) / per_col
+    new[new < 0] = 0
+    np.fill_diagonal(new, new_diag)
+    red = new * 1.0
+    np.fill_diagonal(red, new.diagonal())
+    np.fill_diagonal(red, new.diagonal() + np.sum(new - red, axis=0))
+    pcm = _round_rows(red.astype(int)).astype(int)
+    mask = np.zeros(n, dtype=bool)
+    for k in range(k_classes):  # per given class k: the largest margins p(j) - p(k), as many as pcm[j, k]
+        members = labels == k
+        pp = pred_probs[members]
+        m = np.zeros(pp.shape[0], dtype=bool)
+        if pp.shape[0] > 1:
+            for j in range(k_classes):
+                if j != k and pcm[j, k] > 0:
+                    m[np.argsort(-(pp[:, j] - pp[:, k]))[:pcm[j, k]]] = True
+            mask[members] = m
+    # keep pairs whose given label is (within 1e-6) the model's argmax
+    bumped = pred_probs.copy()
+    bumped[np.arange(n), labels] += _FPC
+    mask[bumped.argmax(axis=1) == labels] = False
+    return mask
 
 
 def calibration_table(s: np.ndarray, beta: float, rho: float, bins: int = 10) -> pl.DataFrame:
