@@ -11,13 +11,15 @@ polars), so the threshold is applied to the true value, not to a noisy estimate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import polars as pl
 
 EMPTY = np.uint64(np.iinfo(np.uint64).max)
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
+_WORDS = 1 << 20  # words per block when mixing shingle hashes (8 MiB arrays)
+_ROWS = 1 << 14  # texts per block of signatures and band keys (8 MiB of signatures with 64 bins)
 
 
 def shingle_hashes(texts: Sequence[str] | pl.Series, *, shingle: int = 3,
@@ -26,80 +28,189 @@ def shingle_hashes(texts: Sequence[str] | pl.Series, *, shingle: int = 3,
     occurs twice in a text appears twice: minima do not care, :func:`exact_jaccard` deduplicates).
 
     Texts are split on single spaces (normalise them first) and cut to their first ``max_words``
-    words; a text with fewer words than ``shingle`` is one shingle; an empty text has one shingle too.
+    words; a text with fewer words than ``shingle`` is one shingle (missing words hash as 0); an
+    empty text has one shingle too. Words are hashed inside their lists (no explode of the words);
+    shingles are mixed from shifted views of the flat word-hash array, and only texts shorter than
+    ``shingle`` words need a fix-up.
     """
     s = pl.Series("t", texts, dtype=pl.Utf8).fill_null("")
-    w = (pl.DataFrame({"t": s}).with_row_index("row")
-         .select("row", pl.col("t").str.split(" ").list.head(max_words).alias("w"))
-         .explode("w").with_columns(pl.col("w").hash(seed=7).alias("h")))
-    rows = w["row"].to_numpy().astype(np.int64)
-    h = w["h"].to_numpy()
-    n = rows.size
-    counts = np.bincount(rows, minlength=s.len())
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    pos = np.arange(n) - starts[rows]  # position of each word in its text
-    nw = counts[rows]
-    with np.errstate(over="ignore"):
-        sh = h * _MIX[0]
-        for j in range(1, shingle):  # words past the end of the text count as 0
-            nxt = np.zeros_like(h)
-            nxt[: n - j] = h[j:]
-            nxt[pos + j >= nw] = 0
-            sh = (sh ^ (sh >> np.uint64(29))) + nxt * _MIX[j % len(_MIX)]
-        sh = (sh ^ (sh >> np.uint64(31))) * _MIX[1]
-        sh = sh ^ (sh >> np.uint64(32))
-    keep = (pos <= nw - shingle) | ((nw < shingle) & (pos == 0))
-    return rows[keep], sh[keep]
+    words = s.str.split(" ").list.head(max_words)
+    nw = words.list.len().to_numpy().astype(np.int64)  # >= 1: splitting "" gives [""]
+    h = words.list.eval(pl.element().hash(seed=7)).explode().to_numpy()
+    sh = _mix_shingles(h, shingle)
+    ends = np.cumsum(nw)
+    keep = np.ones(h.size, dtype=bool)  # drop the last ``shingle - 1`` positions of each text
+    for j in range(1, shingle):
+        keep[(ends - j)[nw >= j]] = False
+    short = nw < shingle
+    if short.any():  # texts with fewer words than ``shingle``: one shingle, at position 0
+        first = (ends - nw)[short]
+        keep[first] = True
+        sh[first] = _short_shingles(h, first, nw[short], shingle)
+    rows = np.repeat(np.arange(s.len(), dtype=np.int64), np.maximum(nw - (shingle - 1), 1))
+    return rows, sh[keep]
+
+
+def _mix_shingles(h: np.ndarray, shingle: int) -> np.ndarray:
+    """Hash of the ``shingle`` words starting at each position of the flat word hashes ``h`` (words
+    past the end of the array count as 0), in cache-sized blocks with in-place arithmetic."""
+    n = h.size
+    hp = np.concatenate((h, np.zeros(shingle - 1, dtype=np.uint64)))
+    out = np.empty_like(h)
+    tmp = np.empty(min(n, _WORDS), dtype=np.uint64)
+    for a in range(0, n, _WORDS):
+        b = min(n, a + _WORDS)
+        x, t = out[a:b], tmp[: b - a]
+        np.multiply(h[a:b], _MIX[0], out=x)
+        for j in range(1, shingle):
+            np.right_shift(x, np.uint64(29), out=t)
+            x ^= t
+            np.multiply(hp[a + j: b + j], _MIX[j % len(_MIX)], out=t)
+            x += t
+        np.right_shift(x, np.uint64(31), out=t)
+        x ^= t
+        x *= _MIX[1]
+        np.right_shift(x, np.uint64(32), out=t)
+        x ^= t
+    return out
+
+
+def _short_shingles(h: np.ndarray, first: np.ndarray, nw: np.ndarray, shingle: int) -> np.ndarray:
+    """Shingle hash of texts with fewer than ``shingle`` words (words past the end count as 0)."""
+    sh = h[first] * _MIX[0]
+    for j in range(1, shingle):
+        nxt = np.where(j < nw, h[np.minimum(first + j, h.size - 1)], np.uint64(0))
+        sh = (sh ^ (sh >> np.uint64(29))) + nxt * _MIX[j % len(_MIX)]
+    sh = (sh ^ (sh >> np.uint64(31))) * _MIX[1]
+    return sh ^ (sh >> np.uint64(32))
+
+
+def _signature_blocks(rows: np.ndarray, hashes: np.ndarray, n_texts: int,
+                      n_bins: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, signatures of rows ``first`` to ``first + len``) for consecutive blocks of rows.
+
+    A shingle hash (re-mixed) goes to bin ``hash % n_bins`` and the bin keeps the smallest
+    ``hash >> key_bits`` (``key_bits``: bits of ``n_texts * n_bins``). Minima by repeated scatter:
+    write every value to its cell, then rewrite only the values still below their cell's content
+    (few: a text has few shingles per bin) until none is. The yielded array is reused by the next
+    block.
+    """
+    if rows.size and np.any(rows[1:] < rows[:-1]):
+        o = np.argsort(rows, kind="stable")
+        rows, hashes = rows[o], hashes[o]
+    key_bits = int(np.ceil(np.log2(max(2, n_texts * n_bins))))
+    starts = np.arange(0, n_texts, _ROWS)
+    bounds = np.searchsorted(rows, np.r_[starts, n_texts])
+    buf = np.empty(min(n_texts, _ROWS) * n_bins, dtype=np.uint64)
+    pow2 = n_bins & (n_bins - 1) == 0
+    for i, r0 in enumerate(starts):
+        c = min(_ROWS, n_texts - r0)
+        a, b = bounds[i], bounds[i + 1]
+        out = buf[: c * n_bins]
+        out.fill(EMPTY)
+        hh = hashes[a:b] * _MIX[2]  # re-mix: shingle hashes may carry fewer than 64 bits
+        hh ^= hh >> np.uint64(29)
+        bin_ = hh & np.uint64(n_bins - 1) if pow2 else hh % np.uint64(n_bins)
+        cell = (rows[a:b] - r0) * n_bins + bin_.astype(np.int64)
+        val = hh >> np.uint64(key_bits)
+        while cell.size:
+            out[cell] = val
+            lower = val < out[cell]
+            cell, val = cell[lower], val[lower]
+        yield int(r0), out.reshape(c, n_bins)
 
 
 def signatures_from_shingles(rows: np.ndarray, hashes: np.ndarray, n_texts: int, *,
                              n_bins: int = 64) -> np.ndarray:
     """One-permutation MinHash signatures, shape (n_texts, n_bins), uint64; empty bins hold :data:`EMPTY`."""
-    out = np.full(n_texts * n_bins, EMPTY, dtype=np.uint64)
-    if rows.size == 0:
-        return out.reshape(n_texts, n_bins)
-    with np.errstate(over="ignore"):  # re-mix: shingle hashes may carry fewer than 64 bits
-        hashes = hashes * _MIX[2]
-        hashes = hashes ^ (hashes >> np.uint64(29))
-    # one sort of (row, bin | value) packed in a uint64 finds each (row, bin)'s minimum value
-    key_bits = int(np.ceil(np.log2(max(2, n_texts * n_bins))))
-    key = (rows * n_bins + (hashes % np.uint64(n_bins)).astype(np.int64)).astype(np.uint64)
-    packed = np.sort((key << np.uint64(64 - key_bits)) | (hashes >> np.uint64(key_bits)))
-    key = packed >> np.uint64(64 - key_bits)
-    first = np.ones(key.size, dtype=bool)
-    first[1:] = key[1:] != key[:-1]
-    out[key[first].astype(np.int64)] = packed[first] & np.uint64((1 << (64 - key_bits)) - 1)
-    return out.reshape(n_texts, n_bins)
+    out = np.empty((n_texts, n_bins), dtype=np.uint64)
+    for r0, block in _signature_blocks(rows, hashes, n_texts, n_bins):
+        out[r0: r0 + len(block)] = block
+    return out
 
 
-def candidate_pairs(sig: np.ndarray, *, n_bands: int = 16, group: np.ndarray | None = None) -> np.ndarray:
-    """LSH candidate pairs (i < j) as an (m, 2) int64 array (deduplicated).
-
-    Rows that agree on all bins of some band (not all empty) are candidates. In each band bucket every
-    member is paired with the bucket's first member, and, when ``group`` (0/1 per row) is given, also
-    with the bucket's first member of the other group (for leakage between two sets). Linear in rows.
-    """
+def _band_keys(sig: np.ndarray, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per (row, band): a 64-bit key of the band's ``r`` bins (a band's key differs from another's;
+    the last step is a bijective mix so that the key's top bits are uniform) and whether the band
+    holds a non-empty bin."""
     n, k = sig.shape
     r = k // n_bands
     bands = sig[:, : n_bands * r].reshape(n, n_bands, r)
-    with np.errstate(over="ignore"):
-        key = np.arange(n_bands, dtype=np.uint64)[None, :] * _MIX[1]  # a band's key differs from another's
-        for c in range(r):
-            key = (key ^ (key >> np.uint64(27))) * _MIX[c % len(_MIX)] + bands[:, :, c]
-    nonempty = (bands != EMPTY).any(axis=2)
-    d = pl.DataFrame({"key": key.ravel(), "row": np.repeat(np.arange(n, dtype=np.int64), n_bands),
-                      "ok": nonempty.ravel()})
-    d = d.filter(pl.col("ok") & pl.col("key").is_duplicated()).drop("ok")  # buckets of two or more rows
-    found = [d.select("row", pl.col("row").first().over("key").alias("rep"))]
+    key = np.empty((n, n_bands), dtype=np.uint64)
+    key[:] = np.arange(n_bands, dtype=np.uint64) * _MIX[1]
+    t = np.empty_like(key)
+    empty = np.full((n, n_bands), EMPTY, dtype=np.uint64)
+    for c in range(r):
+        np.right_shift(key, np.uint64(27), out=t)
+        key ^= t
+        key *= _MIX[c % len(_MIX)]
+        key += bands[:, :, c]
+        empty &= bands[:, :, c]  # all ones only where every bin is EMPTY
+    key *= _MIX[2]
+    np.right_shift(key, np.uint64(32), out=t)
+    key ^= t
+    return key, empty != EMPTY
+
+
+def _bucket_pairs(key: np.ndarray, ok: np.ndarray, n: int, n_bands: int,
+                  group: np.ndarray | None) -> np.ndarray:
+    """Candidate pairs from flat (row * n_bands + band) band keys; see :func:`candidate_pairs`."""
+    entry = np.flatnonzero(ok)
+    if entry.size < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    # one sort of the keys' top bits packed with the entry index; entries whose top bits repeat
+    # (real buckets plus rare prefix collisions) are then grouped on their full keys
+    bits = np.uint64(int(entry[-1]).bit_length())
+    packed = key[entry]
+    packed >>= bits
+    packed <<= bits
+    packed |= entry.astype(np.uint64)
+    packed.sort()
+    top = packed >> bits
+    dup = np.zeros(packed.size, dtype=bool)
+    dup[1:] = top[1:] == top[:-1]
+    dup[:-1] |= dup[1:].copy()
+    e = (packed[dup] & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.int64)
+    kd, rows = key[e], e // n_bands
+    o = np.lexsort((rows, kd))  # by full key, then row
+    kd, rows = kd[o], rows[o]
+    start = np.ones(kd.size, dtype=bool)
+    start[1:] = kd[1:] != kd[:-1]
+    bucket = np.cumsum(start) - 1
+    size = np.bincount(bucket)
+    first = rows[start]  # each bucket's smallest row
+    multi = size[bucket] > 1  # buckets of two or more entries
+    rows, bucket = rows[multi], bucket[multi]
+    found = [(rows, first[bucket])]
     if group is not None:
-        d = d.with_columns(pl.Series("g", np.asarray(group)[d["row"].to_numpy()]))
-        for g in (0, 1):
-            rep = d.filter(pl.col("g") == g).group_by("key").agg(pl.col("row").min().alias("rep"))
-            found.append(d.filter(pl.col("g") != g).join(rep, on="key").select("row", "rep"))
-    allp = (pl.concat(found).filter(pl.col("row") != pl.col("rep"))
-            .select(pl.min_horizontal("row", "rep").alias("i"), pl.max_horizontal("row", "rep").alias("j"))
-            .unique().sort("i", "j"))
-    return allp.to_numpy().astype(np.int64).reshape(-1, 2)
+        g = np.asarray(group)[rows]
+        none = np.iinfo(np.int64).max
+        for gv in (0, 1):  # each bucket's first member of group gv, paired with the other group's
+            rep = np.full(size.size, none, dtype=np.int64)
+            np.minimum.at(rep, bucket[g == gv], rows[g == gv])
+            other = (g != gv) & (rep[bucket] != none)
+            found.append((rows[other], rep[bucket[other]]))
+    a = np.concatenate([f[0] for f in found])
+    b = np.concatenate([f[1] for f in found])
+    diff = a != b
+    code = np.unique(np.minimum(a, b)[diff] * np.int64(n) + np.maximum(a, b)[diff])
+    return np.stack((code // n, code % n), axis=1).astype(np.int64).reshape(-1, 2)
+
+
+def candidate_pairs(sig: np.ndarray, *, n_bands: int = 16, group: np.ndarray | None = None) -> np.ndarray:
+    """LSH candidate pairs (i < j) as an (m, 2) int64 array (deduplicated, sorted).
+
+    Rows that agree on all bins of some band (not all empty) are candidates. In each band bucket every
+    member is paired with the bucket's first member, and, when ``group`` (0/1 per row) is given, also
+    with the bucket's first member of the other group (for leakage between two sets). Buckets come
+    from one sort of the band keys (near-linear in rows).
+    """
+    n = sig.shape[0]
+    key = np.empty((n, n_bands), dtype=np.uint64)
+    ok = np.empty((n, n_bands), dtype=bool)
+    for r0 in range(0, n, _ROWS):
+        key[r0: r0 + _ROWS], ok[r0: r0 + _ROWS] = _band_keys(sig[r0: r0 + _ROWS], n_bands)
+    return _bucket_pairs(key.ravel(), ok.ravel(), n, n_bands, group)
 
 
 def exact_jaccard(rows: np.ndarray, hashes: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -129,8 +240,12 @@ def near_duplicate_pairs(texts: Sequence[str] | pl.Series, *, threshold: float =
     """
     texts = pl.Series("t", texts, dtype=pl.Utf8)
     rows, hashes = shingle_hashes(texts, shingle=shingle, max_words=max_words)
-    sig = signatures_from_shingles(rows, hashes, texts.len(), n_bins=n_bins)
-    cand = candidate_pairs(sig, n_bands=n_bands, group=group)
+    n = texts.len()
+    key = np.empty((n, n_bands), dtype=np.uint64)
+    ok = np.empty((n, n_bands), dtype=bool)
+    for r0, block in _signature_blocks(rows, hashes, n, n_bins):  # no (n, n_bins) signature matrix
+        key[r0: r0 + len(block)], ok[r0: r0 + len(block)] = _band_keys(block, n_bands)
+    cand = _bucket_pairs(key.ravel(), ok.ravel(), n, n_bands, group)
     jac = exact_jaccard(rows, hashes, cand)
     keep = jac >= threshold
     return pl.DataFrame({"i": cand[keep, 0], "j": cand[keep, 1], "jaccard": jac[keep]},
