@@ -53,9 +53,11 @@ if TYPE_CHECKING:
 #: Characters :func:`normalize_expr` turns into spaces: Unicode punctuation, symbols, and whitespace
 #: other than the plain space.
 _PUNCT = r"[\p{P}\p{S}[^\S ]]"
+#: How a structured line starts (list item, heading, table row, quote, code), and a URL anywhere in it.
+_STRUCTURED_START = r"^(?:[ \t]*(?:[-*+•][ \t]|\d+[.)][ \t]|#|\||>|`)|(?: {4}|\t))"
+_URL = r"(?:https?://|www\.)"
 #: The last line of a (stripped) text is a list item, heading, table row, quote, code or holds a URL.
-_STRUCTURED_LAST_LINE = (r"(?:^|\n)(?:[ \t]*(?:[-*+•][ \t]|\d+[.)][ \t]|#|\||>|`)|(?: {4}|\t))[^\n]*\z"
-                         r"|(?:https?://|www\.)[^\n]*\z")
+_STRUCTURED_LAST_LINE = rf"(?:^|\n){_STRUCTURED_START[1:]}[^\n]*\z|{_URL}[^\n]*\z"
 
 #: Score given by each reason (lowest wins). Below 0.9 the pair is flagged.
 SEVERITY: dict[str, float] = {
@@ -99,6 +101,15 @@ def empty_expr(expr: pl.Expr | str) -> pl.Expr:
     return e.is_null() | (e.str.strip_chars().str.len_chars() == 0)
 
 
+def _truncation_parts(e: pl.Expr, min_words: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(odd code fence, open ending with at least ``min_words`` words, structured last line) of a text."""
+    t = e.fill_null("").str.strip_chars()
+    open_end = t.str.contains(r"[\p{L}\p{N},;:(\[\-–—]\z")
+    many_words = t.str.contains(rf"^\s*(?:\S+\s+){{{max(min_words, 1) - 1}}}\S")  # stops at the n-th word
+    odd_fence = (t.str.count_matches("```") % 2) == 1
+    return odd_fence, open_end & many_words, t.str.contains(_STRUCTURED_LAST_LINE)
+
+
 def truncated_expr(expr: pl.Expr | str, min_words: int = 8) -> pl.Expr:
     """True where a response looks cut off mid-sentence (a heuristic; false positives are possible).
 
@@ -107,33 +118,76 @@ def truncated_expr(expr: pl.Expr | str, min_words: int = 8) -> pl.Expr:
     heading, table row, code or URL) and it ends on a letter, digit, comma, semicolon, colon, open
     bracket or dash instead of closing punctuation (``. ! ? …`` quotes, brackets, emoji...). Short
     answers ("Paris", "Yes") are never flagged. On hh-rlhf about 6% of responses match (that data set
-    is known to contain responses cut at a length limit).
+    is known to contain responses cut at a length limit). :func:`truncated_looking` computes the same
+    over a frame, faster.
     """
-    e = pl.col(expr) if isinstance(expr, str) else expr
-    t = e.fill_null("").str.strip_chars()
-    structured = t.str.contains(_STRUCTURED_LAST_LINE)
-    open_end = t.str.contains(r"[\p{L}\p{N},;:(\[\-–—]\z")
-    many_words = t.str.contains(rf"^\s*(?:\S+\s+){{{max(min_words, 1) - 1}}}\S")  # stops at the n-th word
-    odd_fence = (t.str.count_matches("```") % 2) == 1
-    return odd_fence | (open_end & many_words & ~structured)
+    odd_fence, open_prose, structured = _truncation_parts(pl.col(expr) if isinstance(expr, str) else expr,
+                                                          min_words)
+    return odd_fence | (open_prose & ~structured)
+
+
+def truncated_looking(df: pl.DataFrame, col: str, min_words: int = 8) -> pl.Series:
+    """:func:`truncated_expr` of ``df[col]``, faster on large frames: the last-line test runs only on
+    the rows whose open ending it can still clear, and for one-line texts as two anchored patterns."""
+    odd_fence, open_prose, structured = _truncation_parts(pl.col(col), min_words)
+    base = df.select(odd_fence.alias("fence"), open_prose.alias("open"),
+                     pl.col(col).str.contains("\n", literal=True).fill_null(False).alias("nl"))
+    out = base["fence"] | base["open"]
+    one_line = pl.col(col).str.strip_chars()
+    one_line = one_line.str.contains(_STRUCTURED_START) | one_line.str.contains(_URL)
+    for multi, test in ((True, structured), (False, one_line)):
+        rows = (base["open"] & (base["nl"] == multi)).arg_true()
+        if rows.len():
+            cleared = df[rows].select(test.alias("s"))["s"]
+            out = out.scatter(rows, base["fence"].gather(rows) | ~cleared)
+    return out.alias(col)
+
+
+#: Characters of each response normalised up front to find the pairs that may be identical pairs.
+PREFIX_CHARS = 64
 
 
 def _frame(df: pl.DataFrame | PreferenceSet) -> pl.DataFrame:
-    """The pairs frame with the normalised prompt ``_pt`` and the 64-bit hashes ``_p``, ``_c``, ``_r``
-    of the normalised prompt, chosen and rejected texts (:func:`normalized_hash`), computed once.
+    """The pairs frame with the normalised prompt ``_pt``, the 64-bit hash ``_p`` of it, and the hashes
+    ``_c``, ``_r`` of the normalised chosen and rejected texts (:func:`normalized_hash`), computed once.
+
     Comparing hashes instead of strings makes the group-bys of a million pairs several times faster;
     two different texts share a hash with probability 2^-64 per comparison (none expected in any real
-    data set)."""
+    data set). ``_c`` and ``_r`` are null for the pairs where no check can use them
+    (:func:`_response_keys`).
+    """
     df = df if isinstance(df, pl.DataFrame) else df.df
     if "_p" in df.columns:
         return df
-    return _prompt_keys(df.with_columns(normalized_hash("chosen").alias("_c"), normalized_hash("rejected").alias("_r")))
+    return _response_keys(_prompt_keys(df))
 
 
 def _prompt_keys(df: pl.DataFrame) -> pl.DataFrame:
     """``df`` with its normalised prompt ``_pt`` and that text's hash ``_p`` (what prompts are matched on)."""
     return df.with_columns(normalize_expr("prompt").alias("_pt")).with_columns(
         pl.col("_pt").hash(seed=_HASH_SEED).alias("_p"))
+
+
+def _response_keys(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` (with ``_p``) plus ``_c`` and ``_r``, the normalised-text hashes of chosen and rejected,
+    for the pairs that need them, null for the others.
+
+    Normalised duplicates and contradictions need a prompt shared with another pair (equal ``_p``).
+    An identical pair needs ``N(chosen) == N(rejected)``, with N = :func:`normalize_expr`; N of a prefix
+    is a prefix of N of the text (N works character by character, then collapses and strips spaces),
+    so such a pair also has normalised first :data:`PREFIX_CHARS` characters of which the shorter is a
+    prefix of the longer. Only those pairs are normalised in full: on a million pairs with distinct
+    prompts that skips almost every response.
+    """
+    a = normalize_expr(pl.col("chosen").str.slice(0, PREFIX_CHARS))
+    b = normalize_expr(pl.col("rejected").str.slice(0, PREFIX_CHARS))
+    prefix = df.select(a.alias("a"), b.alias("b")).select(
+        (pl.col("a").str.starts_with(pl.col("b")) | pl.col("b").str.starts_with(pl.col("a"))).fill_null(True))
+    need = df.select(pl.col("_p").is_duplicated()).to_series() | prefix.to_series()
+    rows = need.arg_true()
+    keys = df[rows].select(normalized_hash("chosen").alias("_c"), normalized_hash("rejected").alias("_r"))
+    return df.with_columns(pl.repeat(None, df.height, dtype=pl.UInt64, eager=True).scatter(rows, keys[c]).alias(c)
+                           for c in ("_c", "_r"))
 
 
 def normalized_hash(expr: pl.Expr | str) -> pl.Expr:
@@ -323,11 +377,10 @@ def _hygiene(df: pl.DataFrame | PreferenceSet, embedder: Embedder | None, eval_p
     df = _frame(df)
     base = df.select(
         pl.col("pair_id").cast(pl.Utf8),
-        (pl.col("_c") == pl.col("_r")).alias("identical_pair"),
+        (pl.col("_c") == pl.col("_r")).fill_null(False).alias("identical_pair"),
         (empty_expr("chosen") | empty_expr("rejected")).alias("empty_response"),
-        (truncated_expr("chosen", truncation_min_words) | truncated_expr("rejected", truncation_min_words))
-        .alias("truncated_looking"),
-    )
+    ).with_columns((truncated_looking(df, "chosen", truncation_min_words)
+                    | truncated_looking(df, "rejected", truncation_min_words)).alias("truncated_looking"))
     dup = duplicate_table(df)
     contra = contradiction_groups(df)
     t = base.join(dup, on="pair_id", how="left", maintain_order="left").join(
