@@ -130,25 +130,23 @@ def signatures_from_shingles(rows: np.ndarray, hashes: np.ndarray, n_texts: int,
 
 
 def _band_keys(sig: np.ndarray, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per (row, band): a 64-bit key of the band's ``r`` bins (a band's key differs from another's;
-    the last step is a bijective mix so that the key's top bits are uniform) and whether the band
-    holds a non-empty bin."""
+    """Per (row, band): a 64-bit key of the band's ``r`` bins (a band's key differs from another's)
+    and whether the band holds a non-empty bin."""
     n, k = sig.shape
     r = k // n_bands
     bands = sig[:, : n_bands * r].reshape(n, n_bands, r)
-    key = np.empty((n, n_bands), dtype=np.uint64)
-    key[:] = np.arange(n_bands, dtype=np.uint64) * _MIX[1]
+    with np.errstate(over="ignore"):  # the first step's mix of the band number is a constant per band
+        k0 = np.arange(n_bands, dtype=np.uint64) * _MIX[1]
+        k0 = (k0 ^ (k0 >> np.uint64(27))) * _MIX[0]
+    key = bands[:, :, 0] + k0
     t = np.empty_like(key)
-    empty = np.full((n, n_bands), EMPTY, dtype=np.uint64)
-    for c in range(r):
+    empty = bands[:, :, 0].copy()
+    for c in range(1, r):
         np.right_shift(key, np.uint64(27), out=t)
         key ^= t
         key *= _MIX[c % len(_MIX)]
         key += bands[:, :, c]
         empty &= bands[:, :, c]  # all ones only where every bin is EMPTY
-    key *= _MIX[2]
-    np.right_shift(key, np.uint64(32), out=t)
-    key ^= t
     return key, empty != EMPTY
 
 
@@ -158,11 +156,11 @@ def _bucket_pairs(key: np.ndarray, ok: np.ndarray, n: int, n_bands: int,
     entry = np.flatnonzero(ok)
     if entry.size < 2:
         return np.zeros((0, 2), dtype=np.int64)
-    # one sort of the keys' top bits packed with the entry index; entries whose top bits repeat
-    # (real buckets plus rare prefix collisions) are then grouped on their full keys
+    # one sort of the keys' low bits (uniform: each key ends with the addition of a bin's value to a
+    # mixed product) packed over the entry index; entries whose low bits repeat (real buckets plus
+    # rare collisions of those bits) are then grouped on their full keys
     bits = np.uint64(int(entry[-1]).bit_length())
     packed = key[entry]
-    packed >>= bits
     packed <<= bits
     packed |= entry.astype(np.uint64)
     packed.sort()
