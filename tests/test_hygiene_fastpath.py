@@ -74,6 +74,12 @@ def test_identical_duplicates_and_contradictions_match_the_definitions(seed: int
         normalized.append(n in seen_norm)
         seen_raw.add(k)
         seen_norm.add(n)
+    first: dict[tuple[str, str, str], int] = {}
+    for i, n in enumerate(norm):
+        first.setdefault(n, i)
+    copies = {n for n in norm if norm.count(n) > 1}
+    group_of = {n: g for g, n in enumerate(sorted(copies, key=first.__getitem__))}
+    ids = df["pair_id"].to_list()
     orient: dict[tuple[str, str, str], set[bool]] = {}
     for p, c, r in norm:
         if c != r:
@@ -87,6 +93,8 @@ def test_identical_duplicates_and_contradictions_match_the_definitions(seed: int
     assert d["exact_duplicate"].to_list() == exact
     assert d["normalized_duplicate"].to_list() == normalized
     assert sum(normalized) > sum(exact) > 0
+    assert d["duplicate_group"].to_list() == [group_of.get(n) for n in norm]
+    assert d["duplicate_of"].to_list() == [ids[first[n]] if first[n] != i else None for i, n in enumerate(norm)]
     got = set(contradiction_groups(df)["pair_id"].to_list())
     assert got == {pid for pid, flag in zip(df["pair_id"], contradiction, strict=True) if flag}
     assert got

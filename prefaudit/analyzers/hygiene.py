@@ -241,17 +241,19 @@ def duplicate_table(df: pl.DataFrame | PreferenceSet) -> pl.DataFrame:
         pl.struct("prompt", "chosen", "rejected").hash(seed=13).alias("_raw"),
         pl.struct("_p", "_c", "_r").hash(seed=17).alias("_norm"),
     ).with_row_index("_row")
+    copies = d.filter(pl.col("_norm").is_duplicated())  # the group work only where there are copies
     first_row = pl.col("_row").min().over("_norm")
-    repeated = pl.len().over("_norm") > 1
-    return d.select(
-        "pair_id",
+    groups = copies.select(
+        "_row",
         (~pl.col("_raw").is_first_distinct()).alias("exact_duplicate"),
         (~pl.col("_norm").is_first_distinct()).alias("normalized_duplicate"),
-        (pl.when(repeated).then(first_row).otherwise(None).rank("dense") - 1).cast(pl.Int64)
-        .alias("duplicate_group"),
+        (first_row.rank("dense") - 1).cast(pl.Int64).alias("duplicate_group"),
         pl.when(pl.col("_norm").is_first_distinct()).then(None)
         .otherwise(pl.col("pair_id").first().over("_norm")).alias("duplicate_of"),
     )
+    return d.select("_row", "pair_id").join(groups, on="_row", how="left", maintain_order="left").select(
+        "pair_id", pl.col("exact_duplicate").fill_null(False), pl.col("normalized_duplicate").fill_null(False),
+        "duplicate_group", "duplicate_of")
 
 
 # ---- near duplicates -----------------------------------------------------------------------------------
