@@ -215,7 +215,12 @@ def exact_jaccard(rows: np.ndarray, hashes: np.ndarray, pairs: np.ndarray) -> np
     """Jaccard similarity of the hashed shingle sets of each (i, j) in ``pairs`` (vectorised)."""
     if len(pairs) == 0:
         return np.zeros(0)
-    used = np.isin(rows, np.unique(pairs))
+    u = np.unique(pairs)
+    if rows.size and np.all(rows[1:] >= rows[:-1]):  # in row order: each used row is a slice
+        lo, hi = np.searchsorted(rows, u, "left"), np.searchsorted(rows, u, "right")
+        used = np.repeat(lo - np.cumsum(np.r_[0, (hi - lo)[:-1]]), hi - lo) + np.arange((hi - lo).sum())
+    else:
+        used = np.isin(rows, u)
     sets = pl.DataFrame({"row": rows[used], "h": hashes[used]}).unique()
     size = sets.group_by("row").len().rename({"len": "n"})
     cand = pl.DataFrame({"c": np.arange(len(pairs)), "i": pairs[:, 0], "j": pairs[:, 1]})
