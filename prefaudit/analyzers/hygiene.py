@@ -56,6 +56,8 @@ _PUNCT = r"[\p{P}\p{S}[^\S ]]"
 #: How a structured line starts (list item, heading, table row, quote, code), and a URL anywhere in it.
 _STRUCTURED_START = r"^(?:[ \t]*(?:[-*+•][ \t]|\d+[.)][ \t]|#|\||>|`)|(?: {4}|\t))"
 _URL = r"(?:https?://|www\.)"
+#: A text that ends on one of these (a letter, digit, comma, semicolon, colon, open bracket or dash) ends open.
+_OPEN_LAST_CHAR = r"[\p{L}\p{N},;:(\[\-–—]"
 #: The last line of a (stripped) text is a list item, heading, table row, quote, code or holds a URL.
 _STRUCTURED_LAST_LINE = rf"(?:^|\n){_STRUCTURED_START[1:]}[^\n]*\z|{_URL}[^\n]*\z"
 
@@ -101,11 +103,16 @@ def empty_expr(expr: pl.Expr | str) -> pl.Expr:
     return e.is_null() | (e.str.strip_chars().str.len_chars() == 0)
 
 
+def _many_words(min_words: int) -> str:
+    """Pattern: at least ``min_words`` words (stops at the n-th word)."""
+    return rf"^\s*(?:\S+\s+){{{max(min_words, 1) - 1}}}\S"
+
+
 def _truncation_parts(e: pl.Expr, min_words: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """(odd code fence, open ending with at least ``min_words`` words, structured last line) of a text."""
     t = e.fill_null("").str.strip_chars()
-    open_end = t.str.contains(r"[\p{L}\p{N},;:(\[\-–—]\z")
-    many_words = t.str.contains(rf"^\s*(?:\S+\s+){{{max(min_words, 1) - 1}}}\S")  # stops at the n-th word
+    open_end = t.str.contains(_OPEN_LAST_CHAR + r"\z")
+    many_words = t.str.contains(_many_words(min_words))
     odd_fence = (t.str.count_matches("```") % 2) == 1
     return odd_fence, open_end & many_words, t.str.contains(_STRUCTURED_LAST_LINE)
 
@@ -127,18 +134,20 @@ def truncated_expr(expr: pl.Expr | str, min_words: int = 8) -> pl.Expr:
 
 
 def truncated_looking(df: pl.DataFrame, col: str, min_words: int = 8) -> pl.Series:
-    """:func:`truncated_expr` of ``df[col]``, faster on large frames: for a one-line text the last-line
-    test is two cheap patterns (its start, and a URL anywhere), and the full last-line pattern runs
-    only on the multi-line texts whose open ending it can still clear."""
-    odd_fence, open_prose, structured = _truncation_parts(pl.col(col), min_words)
-    t = pl.col(col).fill_null("").str.strip_chars()
-    base = df.select(odd_fence.alias("fence"), open_prose.alias("open"),
-                     pl.col(col).str.contains("\n", literal=True).fill_null(False).alias("nl"),
-                     (t.str.contains(_STRUCTURED_START) | t.str.contains(_URL)).alias("one"))
+    """:func:`truncated_expr` of ``df[col]``, faster on large frames: patterns that skip surrounding
+    whitespace themselves instead of stripping every text; for a one-line text the last-line test is
+    two cheap patterns (its start, and a URL anywhere); the full last-line pattern runs only on the
+    multi-line texts whose open ending it can still clear."""
+    e = pl.col(col).fill_null("")
+    base = df.select(
+        ((e.str.count_matches("```") % 2) == 1).alias("fence"),
+        (e.str.contains(_OPEN_LAST_CHAR + r"\s*\z") & e.str.contains(_many_words(min_words))).alias("open"),
+        e.str.contains("\n", literal=True).alias("nl"),
+        (e.str.contains(r"^\s*" + _STRUCTURED_START[1:]) | e.str.contains(_URL)).alias("one"))
     out = base["fence"] | (base["open"] & ~base["nl"] & ~base["one"])
     rows = (base["open"] & base["nl"]).arg_true()
     if rows.len():
-        cleared = df[rows].select(structured.alias("s"))["s"]
+        cleared = df[rows].select(_truncation_parts(pl.col(col), min_words)[2].alias("s"))["s"]
         out = out.scatter(rows, base["fence"].gather(rows) | ~cleared)
     return out.alias(col)
 
