@@ -243,3 +243,26 @@ def test_find_label_issues_equals_cleanlab() -> None:
         ours = find_label_issues(labels, p)
         ref = np.asarray(cl_find(labels, p, n_jobs=1), dtype=bool)
         assert np.array_equal(ours, ref), (trial, n, k)
+
+
+def test_term_entries_sorted_key_path_equals_the_argsort_path() -> None:
+    """Counting by one value sort of ``hash prefix | row`` keys gives the (term, row, count) entries of the
+    exact argsort path (forced here by a prefix so short that prefixes collide), with and without a
+    vocabulary; and the counts are those of a plain Python count."""
+    from collections import Counter
+
+    data = make(n_pairs=150, n_eval=0, n_target=0, seed=6)
+    texts = data.pairs.df["chosen"].to_list() + data.pairs.df["prompt"].to_list()
+    row, h = nm.term_hashes(texts)
+    fast = nm.term_entries(row, h, len(texts))
+    slow = nm.term_entries(row, h, len(texts), _shift=60)  # 16 prefixes: collisions, so the argsort path
+    for a, b in zip(fast, slow, strict=True):
+        assert np.array_equal(a, b)
+    vocab = fast[0][::3]
+    for a, b in zip(nm.term_entries(row, h, len(texts), vocab), nm.term_entries(row, h, len(texts), vocab, _shift=60),
+                    strict=True):
+        assert np.array_equal(a, b)
+    terms, col, r, count = fast
+    ref = Counter(zip(row.tolist(), h.tolist(), strict=True))
+    assert sum(count) == h.size and len(count) == len(ref)
+    assert all(ref[(int(i), int(terms[j]))] == k for i, j, k in zip(r, col, count, strict=True))

@@ -234,9 +234,10 @@ class NoiseAnalyzer:
             c, first, grid = nm.select_c(feats.x, folds)
         else:
             c, first, grid = self.c, None, {}
-        s_fit = nm.repeated_crossfit(feats.x, fp, c, k=self.n_folds, repeats=self.n_repeats, seed=ctx.seed,
-                                     first=first)
-        beta, rho, _ = nm.fit_flip_calibration(s_fit)
+        with nm.one_thread():
+            s_fit = nm.repeated_crossfit(feats.x, fp, c, k=self.n_folds, repeats=self.n_repeats, seed=ctx.seed,
+                                         first=first)
+            beta, rho, _ = nm.fit_flip_calibration(s_fit)
         s = np.empty(n)
         s[fit] = s_fit
         if fit.size < n:  # the rest: scored by the model fitted on the whole sample
@@ -251,7 +252,8 @@ class NoiseAnalyzer:
             w = np.bincount(idx, minlength=m).astype(float)
             return nm.fit_flip_calibration(s_fit, weights=w, start=(beta, max(rho, 0.01)))[1]
 
-        ci = bootstrap_interval(boot_rho, m, seed=ctx.seed, n_boot=self.n_boot)
+        with nm.one_thread():
+            ci = bootstrap_interval(boot_rho, m, seed=ctx.seed, n_boot=self.n_boot)
         note = "label-flip floor of the cross-fitted preference model"
         if m < n:
             note += f" (fitted on a random sample of {m:,} of {n:,} pairs; every pair scored)"

@@ -31,7 +31,8 @@ synthetic generator; see benchmarks/RESULTS.md, "Label noise (issue 3)".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -87,22 +88,66 @@ def term_hashes(texts: Sequence[str] | pl.Series) -> tuple[np.ndarray, np.ndarra
     return np.concatenate([row, row[nxt]]), np.concatenate([h, bi])
 
 
+def term_entries(row: np.ndarray, h: np.ndarray, n_rows: int, vocabulary: np.ndarray | None = None,
+                 _shift: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (term, row) occurrences of :func:`term_hashes` output, in (term, row) order (CSC order).
+
+    Returns (terms: sorted hashes, col: index into terms, row, count). Without ``vocabulary`` the terms
+    are every term of ``h``; with it (sorted hashes), the vocabulary, and occurrences of other terms are
+    dropped. Counted by one sort of 64-bit keys ``hash prefix | row`` (a value sort: ~5x cheaper than the
+    argsort of np.unique's inverse); exact whenever the prefixes of the terms involved are distinct (checked;
+    otherwise, ~never, an argsort path does it).
+    """
+    shift = max(1, int(n_rows - 1).bit_length()) if _shift is None else _shift
+    if h.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return (np.zeros(0, np.uint64) if vocabulary is None else vocabulary), empty, empty, empty
+    present = _sorted_unique(h)
+    terms = present if vocabulary is None else vocabulary
+    both = present if vocabulary is None else _sorted_unique(np.concatenate([present, vocabulary]))
+    sh = np.uint64(shift)
+    if shift < 64 and not np.any(np.diff(both >> sh) == 0):
+        key = ((h >> sh) << sh) | row.astype(np.uint64)
+        key.sort()
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        count = np.diff(np.r_[first, key.size])
+        key = key[first]
+        prefix, r = key >> sh, (key & ((np.uint64(1) << sh) - np.uint64(1))).astype(np.int64)
+        if vocabulary is None:
+            col = np.cumsum(np.r_[False, prefix[1:] != prefix[:-1]])
+            return terms, col, r, count
+        tp = terms >> sh
+        col = np.minimum(np.searchsorted(tp, prefix), max(tp.size - 1, 0))
+        known = tp[col] == prefix if tp.size else np.zeros(prefix.size, dtype=bool)
+        return terms, col[known], r[known], count[known]
+    # prefixes collide: unique (term, row) pairs by an argsort
+    col = np.searchsorted(terms, h)
+    known = (col < terms.size) & (terms[np.minimum(col, max(terms.size - 1, 0))] == h) if terms.size else \
+        np.zeros(h.size, dtype=bool)
+    col, r = col[known], row[known].astype(np.int64)
+    pair, count = np.unique(col * np.int64(n_rows) + r, return_counts=True)
+    return terms, pair // n_rows, pair % n_rows, count
+
+
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    """np.unique by a value sort (numpy 2's hash-based np.unique is ~10x slower on 10M 64-bit keys)."""
+    a = np.sort(a)
+    return a[np.r_[True, a[1:] != a[:-1]]] if a.size else a
+
+
 def term_counts(texts: Sequence[str] | pl.Series, vocabulary: np.ndarray | None = None
                 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """(counts per text and term, the terms as sorted hashes): over every term of ``texts``, or, with
     ``vocabulary`` (sorted term hashes), over those terms only, in that order."""
-    row, h = term_hashes(texts)
-    if vocabulary is None:
-        vocabulary, col = np.unique(h, return_inverse=True)
-    elif vocabulary.size:
-        col = np.minimum(np.searchsorted(vocabulary, h), vocabulary.size - 1)
-        known = vocabulary[col] == h
-        row, col = row[known], col[known]
-    else:
-        row, col = row[:0], row[:0]
-    x = sp.csr_matrix((np.ones(row.size), (row, col)), shape=(len(texts), vocabulary.size))
-    x.sum_duplicates()
-    return x, vocabulary
+    terms, col, r, count = term_entries(*term_hashes(texts), len(texts), vocabulary)
+    return _csr(count, r, col, len(texts), terms.size), terms
+
+
+def _csr(count: np.ndarray, row: np.ndarray, col: np.ndarray, n_rows: int, n_cols: int) -> sp.csr_matrix:
+    """CSR matrix of counts from entries sorted by (col, row) without duplicates."""
+    indptr = np.r_[0, np.cumsum(np.bincount(col, minlength=n_cols))]
+    x = sp.csc_matrix((count.astype(np.float64), row.astype(np.int32), indptr), shape=(n_rows, n_cols))
+    return x.tocsr()
 
 
 @dataclass
@@ -124,22 +169,30 @@ class HashedTfidf:
 
     @classmethod
     def fit(cls, texts: Sequence[str] | pl.Series, max_features: int, min_df: int = 2) -> HashedTfidf:
-        return cls.fit_counts(*term_counts(texts), max_features, min_df)[0]
+        return cls.fit_entries(*term_entries(*term_hashes(texts), len(texts)), len(texts), max_features, min_df)[0]
 
     @classmethod
-    def fit_counts(cls, counts: sp.csr_matrix, terms: np.ndarray, max_features: int, min_df: int = 2
-                   ) -> tuple[HashedTfidf, sp.csr_matrix]:
-        """Fit on :func:`term_counts` of the corpus; returns the vectorizer and the corpus's TF-IDF
-        rows. Keeps the ``max_features`` most frequent terms of those in at least ``min_df`` texts
-        (every term when none is)."""
-        df = np.bincount(counts.indices, minlength=terms.size)
-        total = np.bincount(counts.indices, weights=counts.data, minlength=terms.size)
+    def fit_entries(cls, terms: np.ndarray, col: np.ndarray, row: np.ndarray, count: np.ndarray, n_rows: int,
+                    max_features: int, min_df: int = 2, fit_rows: int | None = None
+                    ) -> tuple[HashedTfidf, sp.csr_matrix]:
+        """Fit on the :func:`term_entries` of a corpus (rows ``0 .. fit_rows - 1`` of ``n_rows``; the rest
+        are only transformed); returns the vectorizer and the TF-IDF rows of all ``n_rows``. Keeps the
+        ``max_features`` most frequent terms of those in at least ``min_df`` texts (every term when none
+        is; ties by hash)."""
+        n_fit = n_rows if fit_rows is None else fit_rows
+        sel = row < n_fit
+        df = np.bincount(col[sel], minlength=terms.size)
+        total = np.bincount(col[sel], weights=count[sel], minlength=terms.size)
         keep = np.flatnonzero(df >= min_df)
         if keep.size == 0:
             keep = np.flatnonzero(df > 0)
         keep = np.sort(keep[np.argsort(-total[keep], kind="stable")[:max_features]])
-        vec = cls(terms[keep], np.log((1 + counts.shape[0]) / (1 + df[keep])) + 1)
-        return vec, vec.weigh(counts[:, keep])
+        vec = cls(terms[keep], np.log((1 + n_fit) / (1 + df[keep])) + 1)
+        new = np.full(terms.size, -1, dtype=np.int64)
+        new[keep] = np.arange(keep.size)
+        c = new[col]
+        kept = c >= 0
+        return vec, vec.weigh(_csr(count[kept], row[kept], c[kept], n_rows, keep.size))
 
     def transform(self, texts: Sequence[str] | pl.Series) -> sp.csr_matrix:
         """l2-normalised rows of (1 + log tf) * idf over the vocabulary (float32 CSR)."""
@@ -152,6 +205,23 @@ class HashedTfidf:
         norm = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
         x = sp.diags(1 / np.where(norm > 0, norm, 1)) @ x
         return x.astype(np.float32).tocsr()
+
+
+_ONE_THREAD: list[threadpool_limits] = []
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """BLAS held to one thread (re-entrant and cheap when nested: threadpoolctl's set-up costs ~2 ms)."""
+    if _ONE_THREAD:
+        yield
+        return
+    with threadpool_limits(1) as lim:
+        _ONE_THREAD.append(lim)
+        try:
+            yield
+        finally:
+            _ONE_THREAD.pop()
 
 
 def _rowdot(a: sp.csr_matrix | np.ndarray, b: sp.csr_matrix | np.ndarray) -> np.ndarray:
@@ -171,14 +241,16 @@ def difference_features(prompts: Sequence[str], chosen: Sequence[str], rejected:
     from prefaudit.analyzers.surface import feature_exprs
 
     n = len(chosen)
+    texts = pl.concat([pl.Series(chosen, dtype=pl.Utf8), pl.Series(rejected, dtype=pl.Utf8),
+                       pl.Series(prompts, dtype=pl.Utf8)])
+    row, h = term_hashes(texts)  # one pass over the responses (vocabulary) and prompts (relevance)
     if like is None or like.vectorizer is None:
-        texts = pl.concat([pl.Series(chosen, dtype=pl.Utf8), pl.Series(rejected, dtype=pl.Utf8)])
-        vec, both = HashedTfidf.fit_counts(*term_counts(texts), max_features)
-        tc, tr = both[:n], both[n:]
+        vec, all_ = HashedTfidf.fit_entries(*term_entries(row, h, 3 * n), 3 * n, max_features, fit_rows=2 * n)
     else:
         vec = like.vectorizer
-        tc, tr = vec.transform(chosen), vec.transform(rejected)
-    tp = vec.transform(prompts)
+        terms, col, r, count = term_entries(row, h, 3 * n, vec.vocabulary)
+        all_ = vec.weigh(_csr(count, r, col, 3 * n, vec.size))
+    tc, tr, tp = all_[:n], all_[n:2 * n], all_[2 * n:]
     blocks = ["tfidf", "tfidf_relevance", "surface"]
     dense = [RELEVANCE_WEIGHT * (_rowdot(tc, tp) - _rowdot(tr, tp))]
     fr = pl.DataFrame({"c": pl.Series(chosen, dtype=pl.Utf8), "r": pl.Series(rejected, dtype=pl.Utf8)})
@@ -234,17 +306,16 @@ def fit_symmetric_logistic(x: sp.csr_matrix | np.ndarray, c: float, w0: np.ndarr
     n, d = x.shape
     if n == 0:
         return np.zeros(d)
-    xt = x.T.tocsr() if sp.issparse(x) else np.ascontiguousarray(x.T)
     lam = 1.0 / (2.0 * c * n)
 
     def f(w: np.ndarray) -> tuple[float, np.ndarray]:
         z = x @ w
         loss = np.logaddexp(0.0, -z).mean() + 0.5 * lam * (w @ w)
-        grad = xt @ (-expit(-z)) / n + lam * w
+        grad = (-expit(-z) / n) @ x + lam * w  # x.T @ v without building the transpose (CSC matvec)
         return float(loss), grad
 
     start = np.zeros(d) if w0 is None else np.asarray(w0, dtype=float)
-    with threadpool_limits(1):
+    with one_thread():
         res = minimize(f, start, jac=True, method="L-BFGS-B",
                        options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
     return res.x
@@ -282,9 +353,10 @@ def _nll(theta: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[float, np.nda
     beta, rho = theta
     q = expit(beta * s)
     p = np.maximum(rho + (1 - 2 * rho) * q, 1e-12)
-    g_beta = -(w * (1 - 2 * rho) * q * (1 - q) * s / p).sum()
-    g_rho = -(w * (1 - 2 * q) / p).sum()
-    return float(-(w * np.log(p)).sum()), np.array([g_beta, g_rho])
+    wp = w / p
+    g_beta = -(1 - 2 * rho) * (wp @ (q * (1 - q) * s))
+    g_rho = -(wp @ (1 - 2 * q))
+    return float(-(w @ np.log(p))), np.array([g_beta, g_rho])
 
 
 def fit_flip_calibration(s: np.ndarray, *, weights: np.ndarray | None = None,
@@ -293,12 +365,18 @@ def fit_flip_calibration(s: np.ndarray, *, weights: np.ndarray | None = None,
 
     ``s`` are logits of the recorded label being right. Returns (beta, rho, mean negative log-likelihood).
     Several starts (or one given ``start``) with L-BFGS-B, beta in [1e-3, 100], rho in [0, 0.49].
+    Pairs of weight 0 (a bootstrap resample's left-out pairs) are dropped first.
     """
     s = np.asarray(s, dtype=float)
-    w = np.full(s.size, 1.0 / s.size) if weights is None else np.asarray(weights, float) / np.sum(weights)
+    if weights is None:
+        w = np.full(s.size, 1.0 / s.size)
+    else:
+        w = np.asarray(weights, float)
+        keep = w > 0
+        s, w = s[keep], w[keep] / np.sum(w[keep])
     starts = [start] if start is not None else [(b, r) for b in (0.5, 3.0) for r in (0.02, 0.25)]
     best = None
-    with threadpool_limits(1):  # tiny BLAS calls: threads only contend (10x slower on a busy machine)
+    with one_thread():  # tiny BLAS calls: threads only contend (10x slower on a busy machine)
         for b0, r0 in starts:
             res = minimize(_nll, np.array([b0, r0]), args=(s, w), jac=True, method="L-BFGS-B",
                            bounds=[(1e-3, 100.0), (0.0, 0.49)])
