@@ -11,7 +11,9 @@ polars), so the threshold is applied to the true value, not to a noisy estimate.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -20,6 +22,7 @@ EMPTY = np.uint64(np.iinfo(np.uint64).max)
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 _WORDS = 1 << 20  # words per block when mixing shingle hashes (8 MiB arrays)
 _ROWS = 1 << 14  # texts per block of signatures and band keys (8 MiB of signatures with 64 bins)
+T = TypeVar("T")
 
 
 def shingle_hashes(texts: Sequence[str] | pl.Series, *, shingle: int = 3,
@@ -31,24 +34,42 @@ def shingle_hashes(texts: Sequence[str] | pl.Series, *, shingle: int = 3,
     words; a text with fewer words than ``shingle`` is one shingle (missing words hash as 0); an
     empty text has one shingle too. Words are hashed inside their lists (no explode of the words);
     shingles are mixed from shifted views of the flat word-hash array, and only texts shorter than
-    ``shingle`` words need a fix-up.
+    ``shingle`` words need a fix-up. Large inputs are cut into one slice per thread.
     """
     s = pl.Series("t", texts, dtype=pl.Utf8).fill_null("")
-    words = s.str.split(" ").list.head(max_words)
-    nw = words.list.len().to_numpy().astype(np.int64)  # >= 1: splitting "" gives [""]
-    h = words.list.eval(pl.element().hash(seed=7)).explode().to_numpy()
-    sh = _mix_shingles(h, shingle)
-    ends = np.cumsum(nw)
-    keep = np.ones(h.size, dtype=bool)  # drop the last ``shingle - 1`` positions of each text
-    for j in range(1, shingle):
-        keep[(ends - j)[nw >= j]] = False
-    short = nw < shingle
-    if short.any():  # texts with fewer words than ``shingle``: one shingle, at position 0
-        first = (ends - nw)[short]
-        keep[first] = True
-        sh[first] = _short_shingles(h, first, nw[short], shingle)
-    rows = np.repeat(np.arange(s.len(), dtype=np.int64), np.maximum(nw - (shingle - 1), 1))
-    return rows, sh[keep]
+
+    def part(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        words = s.slice(a, b - a).str.split(" ").list.head(max_words)
+        nw = words.list.len().to_numpy().astype(np.int64)  # >= 1: splitting "" gives [""]
+        h = words.list.eval(pl.element().hash(seed=7)).explode().to_numpy()
+        sh = _mix_shingles(h, shingle)
+        ends = np.cumsum(nw)
+        keep = np.ones(h.size, dtype=bool)  # drop the last ``shingle - 1`` positions of each text
+        for j in range(1, shingle):
+            keep[(ends - j)[nw >= j]] = False
+        short = nw < shingle
+        if short.any():  # texts with fewer words than ``shingle``: one shingle, at position 0
+            first = (ends - nw)[short]
+            keep[first] = True
+            sh[first] = _short_shingles(h, first, nw[short], shingle)
+        return np.maximum(nw - (shingle - 1), 1), sh[keep]
+
+    parts = _in_threads(part, s.len())
+    counts = np.concatenate([p[0] for p in parts])
+    hashes = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
+    return np.repeat(np.arange(s.len(), dtype=np.int64), counts), hashes
+
+
+def _in_threads(fn: Callable[[int, int], T], n: int, min_size: int = 1 << 16) -> list[T]:
+    """``fn(a, b)`` over consecutive slices [a, b) of range(n), one slice per thread (polars' thread
+    count; one slice when ``n`` is small), results in slice order. polars and numpy release the GIL
+    in their kernels, so the slices run in parallel."""
+    k = max(1, min(pl.thread_pool_size(), n // min_size))
+    edges = [n * i // k for i in range(k + 1)]
+    if k == 1:
+        return [fn(0, n)]
+    with ThreadPoolExecutor(k) as ex:
+        return list(ex.map(fn, edges[:-1], edges[1:]))
 
 
 def _mix_shingles(h: np.ndarray, shingle: int) -> np.ndarray:
@@ -85,9 +106,10 @@ def _short_shingles(h: np.ndarray, first: np.ndarray, nw: np.ndarray, shingle: i
     return sh ^ (sh >> np.uint64(32))
 
 
-def _signature_blocks(rows: np.ndarray, hashes: np.ndarray, n_texts: int,
-                      n_bins: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, signatures of rows ``first`` to ``first + len``) for consecutive blocks of rows.
+def _signature_blocks(rows: np.ndarray, hashes: np.ndarray, n_texts: int, n_bins: int, lo: int = 0,
+                      hi: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, signatures of rows ``first`` to ``first + len``) for consecutive blocks of the rows
+    ``lo`` to ``hi`` (``rows`` in order).
 
     A shingle hash (re-mixed) goes to bin ``hash % n_bins`` and the bin keeps the smallest
     ``hash >> key_bits`` (``key_bits``: bits of ``n_texts * n_bins``). Minima by repeated scatter:
@@ -95,16 +117,14 @@ def _signature_blocks(rows: np.ndarray, hashes: np.ndarray, n_texts: int,
     (few: a text has few shingles per bin) until none is. The yielded array is reused by the next
     block.
     """
-    if rows.size and np.any(rows[1:] < rows[:-1]):
-        o = np.argsort(rows, kind="stable")
-        rows, hashes = rows[o], hashes[o]
+    hi = n_texts if hi is None else hi
     key_bits = int(np.ceil(np.log2(max(2, n_texts * n_bins))))
-    starts = np.arange(0, n_texts, _ROWS)
-    bounds = np.searchsorted(rows, np.r_[starts, n_texts])
-    buf = np.empty(min(n_texts, _ROWS) * n_bins, dtype=np.uint64)
+    starts = np.arange(lo, hi, _ROWS)
+    bounds = np.searchsorted(rows, np.r_[starts, hi])
+    buf = np.empty(min(hi - lo, _ROWS) * n_bins, dtype=np.uint64)
     pow2 = n_bins & (n_bins - 1) == 0
     for i, r0 in enumerate(starts):
-        c = min(_ROWS, n_texts - r0)
+        c = min(_ROWS, hi - r0)
         a, b = bounds[i], bounds[i + 1]
         out = buf[: c * n_bins]
         out.fill(EMPTY)
@@ -123,9 +143,16 @@ def _signature_blocks(rows: np.ndarray, hashes: np.ndarray, n_texts: int,
 def signatures_from_shingles(rows: np.ndarray, hashes: np.ndarray, n_texts: int, *,
                              n_bins: int = 64) -> np.ndarray:
     """One-permutation MinHash signatures, shape (n_texts, n_bins), uint64; empty bins hold :data:`EMPTY`."""
+    if rows.size and np.any(rows[1:] < rows[:-1]):
+        o = np.argsort(rows, kind="stable")
+        rows, hashes = rows[o], hashes[o]
     out = np.empty((n_texts, n_bins), dtype=np.uint64)
-    for r0, block in _signature_blocks(rows, hashes, n_texts, n_bins):
-        out[r0: r0 + len(block)] = block
+
+    def part(lo: int, hi: int) -> None:
+        for r0, block in _signature_blocks(rows, hashes, n_texts, n_bins, lo, hi):
+            out[r0: r0 + len(block)] = block
+
+    _in_threads(part, n_texts)
     return out
 
 
@@ -168,11 +195,18 @@ def _bucket_pairs(key: np.ndarray, ok: np.ndarray, n: int, n_bands: int,
     dup = np.zeros(packed.size, dtype=bool)
     dup[1:] = top[1:] == top[:-1]
     dup[:-1] |= dup[1:].copy()
-    e = (packed[dup] & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.int64)
-    kd, rows = key[e], e // n_bands
-    o = np.lexsort((rows, kd))  # by full key, then row
-    kd, rows = kd[o], rows[o]
-    start = np.ones(kd.size, dtype=bool)
+    top, e = top[dup], (packed[dup] & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.int64)
+    kd, rows = key[e], e // n_bands  # rows ascend within each run of equal low bits
+    run = np.ones(kd.size, dtype=bool)
+    run[1:] = top[1:] != top[:-1]
+    rid = np.cumsum(run) - 1
+    mixed = kd != kd[run][rid]
+    if mixed.any():  # the rare runs holding several full keys: sorted by (key, row)
+        bad = np.isin(rid, rid[mixed])
+        o = np.lexsort((rows[bad], kd[bad]))
+        kd = np.concatenate((kd[~bad], kd[bad][o]))
+        rows = np.concatenate((rows[~bad], rows[bad][o]))
+    start = np.ones(kd.size, dtype=bool)  # buckets: runs of equal full keys, rows ascending
     start[1:] = kd[1:] != kd[:-1]
     bucket = np.cumsum(start) - 1
     size = np.bincount(bucket)
@@ -182,16 +216,19 @@ def _bucket_pairs(key: np.ndarray, ok: np.ndarray, n: int, n_bands: int,
     found = [(rows, first[bucket])]
     if group is not None:
         g = np.asarray(group)[rows]
-        none = np.iinfo(np.int64).max
+        none = -1
         for gv in (0, 1):  # each bucket's first member of group gv, paired with the other group's
+            bs, rs = bucket[g == gv], rows[g == gv]
+            lead = np.ones(bs.size, dtype=bool)
+            lead[1:] = bs[1:] != bs[:-1]
             rep = np.full(size.size, none, dtype=np.int64)
-            np.minimum.at(rep, bucket[g == gv], rows[g == gv])
+            rep[bs[lead]] = rs[lead]
             other = (g != gv) & (rep[bucket] != none)
             found.append((rows[other], rep[bucket[other]]))
     a = np.concatenate([f[0] for f in found])
     b = np.concatenate([f[1] for f in found])
     diff = a != b
-    code = np.unique(np.minimum(a, b)[diff] * np.int64(n) + np.maximum(a, b)[diff])
+    code = _unique(np.minimum(a, b)[diff] * np.int64(n) + np.maximum(a, b)[diff])
     return np.stack((code // n, code % n), axis=1).astype(np.int64).reshape(-1, 2)
 
 
@@ -206,31 +243,70 @@ def candidate_pairs(sig: np.ndarray, *, n_bands: int = 16, group: np.ndarray | N
     n = sig.shape[0]
     key = np.empty((n, n_bands), dtype=np.uint64)
     ok = np.empty((n, n_bands), dtype=bool)
-    for r0 in range(0, n, _ROWS):
-        key[r0: r0 + _ROWS], ok[r0: r0 + _ROWS] = _band_keys(sig[r0: r0 + _ROWS], n_bands)
+
+    def part(lo: int, hi: int) -> None:
+        for r0 in range(lo, hi, _ROWS):
+            r1 = min(hi, r0 + _ROWS)
+            key[r0:r1], ok[r0:r1] = _band_keys(sig[r0:r1], n_bands)
+
+    _in_threads(part, n)
     return _bucket_pairs(key.ravel(), ok.ravel(), n, n_bands, group)
 
 
 def exact_jaccard(rows: np.ndarray, hashes: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """Jaccard similarity of the hashed shingle sets of each (i, j) in ``pairs`` (vectorised)."""
-    if len(pairs) == 0:
+    """Jaccard similarity of the hashed shingle sets of each (i, j) in ``pairs`` (vectorised).
+
+    The used rows' shingles get dense ids; each row's distinct ids come from one sort of packed
+    (row, id) codes, and each pair's intersection from one sort of packed (pair, id) codes over
+    both of its sets (an id that occurs twice for a pair is shared).
+    """
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    m = len(pairs)
+    if m == 0:
         return np.zeros(0)
-    u = np.unique(pairs)
+    u = _unique(pairs.ravel())
     if rows.size and np.all(rows[1:] >= rows[:-1]):  # in row order: each used row is a slice
         lo, hi = np.searchsorted(rows, u, "left"), np.searchsorted(rows, u, "right")
-        used = np.repeat(lo - np.cumsum(np.r_[0, (hi - lo)[:-1]]), hi - lo) + np.arange((hi - lo).sum())
+        used = _ranges(lo, hi - lo)
     else:
-        used = np.isin(rows, u)
-    sets = pl.DataFrame({"row": rows[used], "h": hashes[used]}).unique()
-    size = sets.group_by("row").len().rename({"len": "n"})
-    cand = pl.DataFrame({"c": np.arange(len(pairs)), "i": pairs[:, 0], "j": pairs[:, 1]})
-    inter = (cand.join(sets.rename({"row": "i"}), on="i").join(sets.rename({"row": "j"}), on=["j", "h"])
-             .group_by("c").len().rename({"len": "inter"}))
-    t = (cand.join(size.rename({"row": "i", "n": "ni"}), on="i", how="left")
-         .join(size.rename({"row": "j", "n": "nj"}), on="j", how="left")
-         .join(inter, on="c", how="left").sort("c").fill_null(0))
-    union = (t["ni"] + t["nj"] - t["inter"]).to_numpy()
-    return t["inter"].to_numpy() / np.maximum(union, 1)
+        used = np.flatnonzero(np.isin(rows, u))
+    h = hashes[used]
+    o = np.argsort(h)  # dense ids of the used shingle hashes
+    new = np.ones(h.size, dtype=bool)
+    new[1:] = h[o][1:] != h[o][:-1]
+    hid = np.empty(h.size, dtype=np.int64)
+    hid[o] = np.cumsum(new) - 1
+    hbits = max(1, int(hid.max(initial=0)).bit_length())
+    code = _unique((np.searchsorted(u, rows[used]) << hbits) | hid)
+    start = np.searchsorted(code >> hbits, np.arange(u.size + 1))
+    size = np.diff(start)  # distinct shingles of each used row
+    sid = code & ((1 << hbits) - 1)
+    ci, cj = np.searchsorted(u, pairs[:, 0]), np.searchsorted(u, pairs[:, 1])
+    inter = np.zeros(m, dtype=np.int64)
+    step = max(1, 1 << max(0, 62 - hbits))  # pairs per pass so that (pair, id) fits in 63 bits
+    for c0 in range(0, m, step):
+        i, j = ci[c0: c0 + step], cj[c0: c0 + step]
+        tag = np.arange(i.size, dtype=np.int64)
+        both = np.concatenate((np.repeat(tag, size[i]) << hbits | sid[_ranges(start[i], size[i])],
+                               np.repeat(tag, size[j]) << hbits | sid[_ranges(start[j], size[j])]))
+        both.sort()
+        inter[c0: c0 + step] = np.bincount(both[1:][both[1:] == both[:-1]] >> hbits, minlength=i.size)
+    return inter / np.maximum(size[ci] + size[cj] - inter, 1)
+
+
+def _unique(x: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an integer array (one sort; numpy's ``unique`` hashes first, which
+    is several times slower on millions of values)."""
+    x = np.sort(x)
+    keep = np.ones(x.size, dtype=bool)
+    keep[1:] = x[1:] != x[:-1]
+    return x[keep]
+
+
+def _ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(start[k], start[k] + length[k])`` over k."""
+    offset = np.repeat(start - np.cumsum(length) + length, length)
+    return offset + np.arange(offset.size)
 
 
 def near_duplicate_pairs(texts: Sequence[str] | pl.Series, *, threshold: float = 0.8, n_bins: int = 64,
@@ -246,8 +322,12 @@ def near_duplicate_pairs(texts: Sequence[str] | pl.Series, *, threshold: float =
     n = texts.len()
     key = np.empty((n, n_bands), dtype=np.uint64)
     ok = np.empty((n, n_bands), dtype=bool)
-    for r0, block in _signature_blocks(rows, hashes, n, n_bins):  # no (n, n_bins) signature matrix
-        key[r0: r0 + len(block)], ok[r0: r0 + len(block)] = _band_keys(block, n_bands)
+
+    def part(lo: int, hi: int) -> None:  # band keys block by block: no (n, n_bins) signature matrix
+        for r0, block in _signature_blocks(rows, hashes, n, n_bins, lo, hi):
+            key[r0: r0 + len(block)], ok[r0: r0 + len(block)] = _band_keys(block, n_bands)
+
+    _in_threads(part, n)
     cand = _bucket_pairs(key.ravel(), ok.ravel(), n, n_bands, group)
     jac = exact_jaccard(rows, hashes, cand)
     keep = jac >= threshold
