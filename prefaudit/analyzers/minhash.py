@@ -5,8 +5,13 @@ wrapping uint64 arithmetic in numpy, and each text's signature keeps, in each of
 the smallest shingle hash (one-permutation hashing, Li, Owen & Zhang 2012). Candidate pairs come from
 LSH banding (``n_bands`` bands of ``n_bins / n_bands`` bins): texts with Jaccard similarity J share
 some band with probability about 1 - (1 - J^r)^b (J = 0.8: > 0.999 with the defaults). Each
-candidate's Jaccard similarity is then computed exactly on its hashed shingle sets (vectorised with
-polars), so the threshold is applied to the true value, not to a noisy estimate.
+candidate's Jaccard similarity is then computed exactly on its hashed shingle sets, so the threshold
+is applied to the true value, not to a noisy estimate.
+
+Speed (about 1M distinct prompts in ~2-3 s on 2 cores): the work runs in cache-sized blocks with
+in-place arithmetic, one slice of the texts per thread; signatures are minima by repeated scatter,
+LSH buckets come from one sort of packed band keys, and every "unique" is a plain sort.
+:func:`near_duplicate_pairs` never builds the (n, n_bins) signature matrix.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ EMPTY = np.uint64(np.iinfo(np.uint64).max)
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 _WORDS = 1 << 20  # words per block when mixing shingle hashes (8 MiB arrays)
 _ROWS = 1 << 14  # texts per block of signatures and band keys (8 MiB of signatures with 64 bins)
+_SLICE = 1 << 16  # fewest texts per thread
 T = TypeVar("T")
 
 
@@ -60,11 +66,16 @@ def shingle_hashes(texts: Sequence[str] | pl.Series, *, shingle: int = 3,
     return np.repeat(np.arange(s.len(), dtype=np.int64), counts), hashes
 
 
-def _in_threads(fn: Callable[[int, int], T], n: int, min_size: int = 1 << 16) -> list[T]:
-    """``fn(a, b)`` over consecutive slices [a, b) of range(n), one slice per thread (polars' thread
-    count; one slice when ``n`` is small), results in slice order. polars and numpy release the GIL
+def _n_threads() -> int:
+    """Threads for :func:`_in_threads`: polars' pool size (``POLARS_MAX_THREADS`` caps it)."""
+    return pl.thread_pool_size()
+
+
+def _in_threads(fn: Callable[[int, int], T], n: int) -> list[T]:
+    """``fn(a, b)`` over consecutive slices [a, b) of range(n), one slice per thread (one slice when
+    ``n`` is under twice :data:`_SLICE`), results in slice order. polars and numpy release the GIL
     in their kernels, so the slices run in parallel."""
-    k = max(1, min(pl.thread_pool_size(), n // min_size))
+    k = max(1, min(_n_threads(), n // _SLICE))
     edges = [n * i // k for i in range(k + 1)]
     if k == 1:
         return [fn(0, n)]
@@ -268,8 +279,10 @@ def exact_jaccard(rows: np.ndarray, hashes: np.ndarray, pairs: np.ndarray) -> np
     if rows.size and np.all(rows[1:] >= rows[:-1]):  # in row order: each used row is a slice
         lo, hi = np.searchsorted(rows, u, "left"), np.searchsorted(rows, u, "right")
         used = _ranges(lo, hi - lo)
+        rank = np.repeat(np.arange(u.size), hi - lo)  # position of each used shingle's row in u
     else:
         used = np.flatnonzero(np.isin(rows, u))
+        rank = np.searchsorted(u, rows[used])
     h = hashes[used]
     o = np.argsort(h)  # dense ids of the used shingle hashes
     new = np.ones(h.size, dtype=bool)
@@ -277,7 +290,7 @@ def exact_jaccard(rows: np.ndarray, hashes: np.ndarray, pairs: np.ndarray) -> np
     hid = np.empty(h.size, dtype=np.int64)
     hid[o] = np.cumsum(new) - 1
     hbits = max(1, int(hid.max(initial=0)).bit_length())
-    code = _unique((np.searchsorted(u, rows[used]) << hbits) | hid)
+    code = _unique((rank << hbits) | hid)
     start = np.searchsorted(code >> hbits, np.arange(u.size + 1))
     size = np.diff(start)  # distinct shingles of each used row
     sid = code & ((1 << hbits) - 1)
