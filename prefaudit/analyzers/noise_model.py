@@ -76,11 +76,9 @@ def term_hashes(texts: Sequence[str] | pl.Series) -> tuple[np.ndarray, np.ndarra
     so no bigram string is ever built. A term is its 64-bit hash (two distinct terms of a corpus
     share one with probability ~ n^2 / 2^65: none in practice).
     """
-    words = (pl.DataFrame({"t": pl.Series("t", texts, dtype=pl.Utf8).fill_null("")}).with_row_index("row")
-             .select("row", pl.col("t").str.to_lowercase().str.extract_all(TOKEN_PATTERN).alias("w"))
-             .explode("w").drop_nulls("w").select("row", pl.col("w").hash(seed=0).alias("h")))
-    row = words["row"].to_numpy().astype(np.int64)
-    h = words["h"].to_numpy()
+    words = pl.Series("t", texts, dtype=pl.Utf8).fill_null("").str.to_lowercase().str.extract_all(TOKEN_PATTERN)
+    row = np.repeat(np.arange(len(words), dtype=np.int64), words.list.len().to_numpy())
+    h = words.list.eval(pl.element().hash(seed=0)).explode().drop_nulls().to_numpy()  # hashes, not strings, explode
     nxt = np.flatnonzero(row[1:] == row[:-1])  # word i and word i + 1 of the same text
     with np.errstate(over="ignore"):
         bi = (h[nxt] * _MIX[0]) ^ (h[nxt + 1] + _MIX[1])
