@@ -266,3 +266,21 @@ def test_term_entries_sorted_key_path_equals_the_argsort_path() -> None:
     ref = Counter(zip(row.tolist(), h.tolist(), strict=True))
     assert sum(count) == h.size and len(count) == len(ref)
     assert all(ref[(int(i), int(terms[j]))] == k for i, j, k in zip(r, col, count, strict=True))
+
+
+def test_default_repeats_drop_to_one_split_on_large_samples(monkeypatch) -> None:
+    """n_repeats=None averages 3 fold splits below SINGLE_SPLIT_FROM fitted pairs and cross-fits one from
+    there (what n_repeats=1 gives)."""
+    from prefaudit.analyzers import noise as noise_mod
+
+    data = make(n_pairs=150, flip_rate=0.1, n_eval=0, n_target=0, seed=8).pairs
+    small = NoiseAnalyzer(n_boot=10).run(data)
+    assert small.details["model"]["n_repeats"] == 3
+    three = NoiseAnalyzer(n_repeats=3, n_boot=10).run(data)
+    assert np.array_equal(small.pairs["noise_logit"].to_numpy(), three.pairs["noise_logit"].to_numpy())
+    monkeypatch.setattr(noise_mod, "SINGLE_SPLIT_FROM", 100)
+    big = NoiseAnalyzer(n_boot=10).run(data)
+    one = NoiseAnalyzer(n_repeats=1, n_boot=10).run(data)
+    assert big.details["model"]["n_repeats"] == 1
+    assert np.array_equal(big.pairs["noise_logit"].to_numpy(), one.pairs["noise_logit"].to_numpy())
+    assert not np.allclose(big.pairs["noise_logit"].to_numpy(), three.pairs["noise_logit"].to_numpy())
