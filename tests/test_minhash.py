@@ -152,18 +152,20 @@ def test_candidate_pairs_match_band_grouping(slicing: str, with_group: bool) -> 
     assert [tuple(p) for p in got.tolist()] == sorted(_bucket_loop(sig, n_bands, group))
 
 
-def test_buckets_split_on_full_keys_when_low_bits_collide() -> None:
+def test_buckets_split_on_full_keys_when_low_bits_collide(slicing: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Band keys that agree in the low bits used by the sort but differ above them form separate
-    buckets (the rare re-sorted runs)."""
+    buckets (the rare re-sorted runs). The band keys are planted through a stand-in ``_band_keys``."""
     rng = np.random.default_rng(3)
     n, n_bands = 40, 4
-    entries = n * n_bands
-    bits = (entries - 1).bit_length()
-    high = rng.integers(0, 3, size=entries).astype(np.uint64) << np.uint64(64 - bits)
-    key = high | np.uint64(0x5A5A)  # three distinct full keys, one value of the sorted low bits
-    ok = rng.random(entries) < 0.8
+    bits = (n * n_bands - 1).bit_length()
+    high = rng.integers(0, 3, size=(n, n_bands)).astype(np.uint64) << np.uint64(64 - bits)
+    planted = high | np.uint64(0x5A5A)  # three distinct full keys, one value of the sorted low bits
+    ok = rng.random((n, n_bands)) < 0.8
+    monkeypatch.setattr(minhash, "_band_keys", lambda block, _: (planted[block[:, 0]], ok[block[:, 0]]))
     group = (rng.random(n) < 0.5).astype(np.int8)
-    got = minhash._bucket_pairs(key, ok, n, n_bands, group)
+    got = candidate_pairs(np.arange(n, dtype=np.int64)[:, None], n_bands=n_bands, group=group)
+    key = planted.ravel()
+    ok = ok.ravel()
     buckets: dict[int, list[int]] = defaultdict(list)
     for e in np.flatnonzero(ok).tolist():
         buckets[int(key[e])].append(e // n_bands)

@@ -16,7 +16,7 @@ LSH buckets come from one sort of packed band keys, and every "unique" is a plai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -26,7 +26,7 @@ import polars as pl
 EMPTY = np.uint64(np.iinfo(np.uint64).max)
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 _WORDS = 1 << 20  # words per block when mixing shingle hashes (8 MiB arrays)
-_ROWS = 1 << 14  # texts per block of signatures and band keys (8 MiB of signatures with 64 bins)
+_ROWS = 1 << 10  # texts per block of signatures and band keys (512 KiB of signatures with 64 bins)
 _SLICE = 1 << 16  # fewest texts per thread
 T = TypeVar("T")
 
@@ -188,19 +188,41 @@ def _band_keys(sig: np.ndarray, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
     return key, empty != EMPTY
 
 
-def _bucket_pairs(key: np.ndarray, ok: np.ndarray, n: int, n_bands: int,
-                  group: np.ndarray | None) -> np.ndarray:
-    """Candidate pairs from flat (row * n_bands + band) band keys; see :func:`candidate_pairs`."""
-    entry = np.flatnonzero(ok)
-    if entry.size < 2:
+def _lsh_candidates(blocks: Callable[[int, int], Iterable[tuple[int, np.ndarray]]], n: int, n_bands: int,
+                    group: np.ndarray | None) -> np.ndarray:
+    """Candidate pairs (see :func:`candidate_pairs`) from ``blocks(lo, hi)``: (first row, signatures)
+    of consecutive blocks of the rows ``lo`` to ``hi``.
+
+    Each block's band keys are kept, and its non-empty bands are packed for the one sort of
+    :func:`_bucket_pairs`: the key's low bits over the entry index ``row * n_bands + band``.
+    """
+    key = np.empty((n, n_bands), dtype=np.uint64)
+    bits = np.uint64(max(1, (n * n_bands - 1).bit_length()))
+
+    def part(lo: int, hi: int) -> list[np.ndarray]:
+        out = []
+        for r0, block in blocks(lo, hi):
+            kb, ok = _band_keys(block, n_bands)
+            key[r0: r0 + len(block)] = kb
+            idx = np.flatnonzero(ok)
+            packed = kb.ravel()[idx]
+            packed <<= bits
+            packed |= (idx + r0 * n_bands).astype(np.uint64)
+            out.append(packed)
+        return out
+
+    packed = [p for ps in _in_threads(part, n) for p in ps]
+    if sum(p.size for p in packed) < 2:
         return np.zeros((0, 2), dtype=np.int64)
-    # one sort of the keys' low bits (uniform: each key ends with the addition of a bin's value to a
-    # mixed product) packed over the entry index; entries whose low bits repeat (real buckets plus
-    # rare collisions of those bits) are then grouped on their full keys
-    bits = np.uint64(int(entry[-1]).bit_length())
-    packed = key[entry]
-    packed <<= bits
-    packed |= entry.astype(np.uint64)
+    return _bucket_pairs(key.ravel(), np.concatenate(packed), bits, n, n_bands, group)
+
+
+def _bucket_pairs(key: np.ndarray, packed: np.ndarray, bits: np.uint64, n: int, n_bands: int,
+                  group: np.ndarray | None) -> np.ndarray:
+    """Candidate pairs from the flat band keys and the packed non-empty entries (see
+    :func:`_lsh_candidates`). The low bits of a key are uniform (each key ends with the addition of
+    a bin's value to a mixed product), so after one sort the entries whose low bits repeat are the
+    real buckets plus rare collisions of those bits; they are then grouped on their full keys."""
     packed.sort()
     top = packed >> bits
     dup = np.zeros(packed.size, dtype=bool)
@@ -252,16 +274,11 @@ def candidate_pairs(sig: np.ndarray, *, n_bands: int = 16, group: np.ndarray | N
     from one sort of the band keys (near-linear in rows).
     """
     n = sig.shape[0]
-    key = np.empty((n, n_bands), dtype=np.uint64)
-    ok = np.empty((n, n_bands), dtype=bool)
 
-    def part(lo: int, hi: int) -> None:
-        for r0 in range(lo, hi, _ROWS):
-            r1 = min(hi, r0 + _ROWS)
-            key[r0:r1], ok[r0:r1] = _band_keys(sig[r0:r1], n_bands)
+    def blocks(lo: int, hi: int) -> Iterator[tuple[int, np.ndarray]]:
+        return ((r0, sig[r0: min(hi, r0 + _ROWS)]) for r0 in range(lo, hi, _ROWS))
 
-    _in_threads(part, n)
-    return _bucket_pairs(key.ravel(), ok.ravel(), n, n_bands, group)
+    return _lsh_candidates(blocks, n, n_bands, group)
 
 
 def exact_jaccard(rows: np.ndarray, hashes: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -333,15 +350,11 @@ def near_duplicate_pairs(texts: Sequence[str] | pl.Series, *, threshold: float =
     texts = pl.Series("t", texts, dtype=pl.Utf8)
     rows, hashes = shingle_hashes(texts, shingle=shingle, max_words=max_words)
     n = texts.len()
-    key = np.empty((n, n_bands), dtype=np.uint64)
-    ok = np.empty((n, n_bands), dtype=bool)
 
-    def part(lo: int, hi: int) -> None:  # band keys block by block: no (n, n_bins) signature matrix
-        for r0, block in _signature_blocks(rows, hashes, n, n_bins, lo, hi):
-            key[r0: r0 + len(block)], ok[r0: r0 + len(block)] = _band_keys(block, n_bands)
+    def blocks(lo: int, hi: int) -> Iterator[tuple[int, np.ndarray]]:  # no (n, n_bins) signature matrix
+        return _signature_blocks(rows, hashes, n, n_bins, lo, hi)
 
-    _in_threads(part, n)
-    cand = _bucket_pairs(key.ravel(), ok.ravel(), n, n_bands, group)
+    cand = _lsh_candidates(blocks, n, n_bands, group)
     jac = exact_jaccard(rows, hashes, cand)
     keep = jac >= threshold
     return pl.DataFrame({"i": cand[keep, 0], "j": cand[keep, 1], "jaccard": jac[keep]},
