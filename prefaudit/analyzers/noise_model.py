@@ -190,18 +190,27 @@ class HashedTfidf:
         is; ties by hash)."""
         n_fit = n_rows if fit_rows is None else fit_rows
         sel = row < n_fit
-        df = np.bincount(col[sel], minlength=terms.size)
-        total = np.bincount(col[sel], weights=count[sel], minlength=terms.size)
+        # entries come sorted by col: per-term sums are sums over runs (sequential, no scatter)
+        n_per = np.bincount(col, minlength=terms.size) if col.size else np.zeros(terms.size, dtype=np.int64)
+        starts = np.cumsum(n_per) - n_per
+        has = n_per > 0
+        df = np.zeros(terms.size, dtype=np.int64)
+        total = np.zeros(terms.size)
+        if col.size:
+            df[has] = np.add.reduceat(sel, starts[has], dtype=np.int64)
+            total[has] = np.add.reduceat(np.where(sel, count, 0), starts[has], dtype=np.float64)
         keep = np.flatnonzero(df >= min_df)
         if keep.size == 0:
             keep = np.flatnonzero(df > 0)
         keep = np.sort(keep[np.argsort(-total[keep], kind="stable")[:max_features]])
         vec = cls(terms[keep], np.log((1 + n_fit) / (1 + df[keep])) + 1)
-        new = np.full(terms.size, -1, dtype=np.int64)
-        new[keep] = np.arange(keep.size)
-        c = new[col]
-        kept = c >= 0
-        return vec, vec.weigh(_csr(count[kept], row[kept], c[kept], n_rows, keep.size))
+        kept = np.zeros(terms.size, dtype=bool)
+        kept[keep] = True
+        kept = np.repeat(kept, n_per)
+        indptr = np.r_[0, np.cumsum(n_per[keep])]
+        x = sp.csc_matrix((count[kept].astype(np.float64), row[kept].astype(np.int32), indptr),
+                          shape=(n_rows, keep.size))
+        return vec, vec.weigh(x.tocsr())
 
     def transform(self, texts: Sequence[str] | pl.Series) -> sp.csr_matrix:
         """l2-normalised rows of (1 + log tf) * idf over the vocabulary (float32 CSR)."""
