@@ -229,3 +229,14 @@ def test_near_duplicate_pairs_small_inputs() -> None:
     assert near_duplicate_pairs(["only one text here"]).height == 0
     got = near_duplicate_pairs(["a b c d e", "a b c d e", "", ""])
     assert got.rows() == [(0, 1, 1.0), (2, 3, 1.0)]
+
+
+def test_dense_ids_match_numpy_unique() -> None:
+    """Ranks among distinct values, also when many values share the top bits that are sorted first."""
+    rng = np.random.default_rng(7)
+    cases = [rng.integers(0, 2**63, 5000, dtype=np.uint64) * np.uint64(2),
+             rng.integers(0, 30, 5000).astype(np.uint64),
+             rng.integers(0, 2**20, 5000).astype(np.uint64) | np.uint64(7 << 60),  # runs of mixed values
+             np.zeros(1, dtype=np.uint64)]
+    for x in cases:
+        assert np.array_equal(minhash._dense_ids(x), np.unique(x, return_inverse=True)[1])

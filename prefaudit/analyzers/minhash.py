@@ -300,12 +300,7 @@ def exact_jaccard(rows: np.ndarray, hashes: np.ndarray, pairs: np.ndarray) -> np
     else:
         used = np.flatnonzero(np.isin(rows, u))
         rank = np.searchsorted(u, rows[used])
-    h = hashes[used]
-    o = np.argsort(h)  # dense ids of the used shingle hashes
-    new = np.ones(h.size, dtype=bool)
-    new[1:] = h[o][1:] != h[o][:-1]
-    hid = np.empty(h.size, dtype=np.int64)
-    hid[o] = np.cumsum(new) - 1
+    hid = _dense_ids(hashes[used])
     hbits = max(1, int(hid.max(initial=0)).bit_length())
     code = _unique((rank << hbits) | hid)
     start = np.searchsorted(code >> hbits, np.arange(u.size + 1))
@@ -322,6 +317,31 @@ def exact_jaccard(rows: np.ndarray, hashes: np.ndarray, pairs: np.ndarray) -> np
         both.sort()
         inter[c0: c0 + step] = np.bincount(both[1:][both[1:] == both[:-1]] >> hbits, minlength=i.size)
     return inter / np.maximum(size[ci] + size[cj] - inter, 1)
+
+
+def _dense_ids(x: np.ndarray) -> np.ndarray:
+    """Rank of each value of ``x`` (uint64) among its distinct values, without an argsort: one sort of
+    the values' top bits packed over their index; runs of equal top bits whose full values differ
+    (rare) are re-sorted on the full values."""
+    ibits = np.uint64(max(1, (x.size - 1).bit_length()))
+    packed = x >> ibits
+    packed <<= ibits
+    packed |= np.arange(x.size, dtype=np.uint64)
+    packed.sort()
+    idx = (packed & ((np.uint64(1) << ibits) - np.uint64(1))).astype(np.int64)
+    xs = x[idx]
+    same_top = (packed[1:] >> ibits) == (packed[:-1] >> ibits)
+    mixed = same_top & (xs[1:] != xs[:-1])
+    if mixed.any():
+        run = np.cumsum(np.r_[True, ~same_top])
+        at = np.flatnonzero(np.isin(run, run[1:][mixed]))
+        o = np.lexsort((xs[at], run[at]))
+        idx[at], xs[at] = idx[at][o], xs[at][o]
+    new = np.ones(x.size, dtype=bool)
+    new[1:] = xs[1:] != xs[:-1]
+    ids = np.empty(x.size, dtype=np.int64)
+    ids[idx] = np.cumsum(new) - 1
+    return ids
 
 
 def _unique(x: np.ndarray) -> np.ndarray:
