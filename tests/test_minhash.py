@@ -229,6 +229,7 @@ def test_near_duplicate_pairs_small_inputs() -> None:
     assert near_duplicate_pairs(["only one text here"]).height == 0
     got = near_duplicate_pairs(["a b c d e", "a b c d e", "", ""])
     assert got.rows() == [(0, 1, 1.0), (2, 3, 1.0)]
+    assert near_duplicate_pairs(["a b c d e", "a b c d e"], n_bins=8, n_bands=16).height == 0  # no band
 
 
 def test_dense_ids_match_numpy_unique() -> None:

@@ -172,6 +172,8 @@ def _band_keys(sig: np.ndarray, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
     and whether the band holds a non-empty bin."""
     n, k = sig.shape
     r = k // n_bands
+    if r == 0:  # fewer bins than bands: every band is empty
+        return np.zeros((n, n_bands), dtype=np.uint64), np.zeros((n, n_bands), dtype=bool)
     bands = sig[:, : n_bands * r].reshape(n, n_bands, r)
     with np.errstate(over="ignore"):  # the first step's mix of the band number is a constant per band
         k0 = np.arange(n_bands, dtype=np.uint64) * _MIX[1]
