@@ -25,7 +25,7 @@ import polars as pl
 
 EMPTY = np.uint64(np.iinfo(np.uint64).max)
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
-_WORDS = 1 << 20  # words per block when mixing shingle hashes (8 MiB arrays)
+_WORDS = 1 << 15  # words per block when mixing shingle hashes (256 KiB arrays: in L2 cache)
 _ROWS = 1 << 10  # texts per block of signatures and band keys (512 KiB of signatures with 64 bins)
 _SLICE = 1 << 16  # fewest texts per thread
 T = TypeVar("T")
@@ -48,17 +48,17 @@ def shingle_hashes(texts: Sequence[str] | pl.Series, *, shingle: int = 3,
         words = s.slice(a, b - a).str.split(" ").list.head(max_words)
         nw = words.list.len().to_numpy().astype(np.int64)  # >= 1: splitting "" gives [""]
         h = words.list.eval(pl.element().hash(seed=7)).explode().to_numpy()
-        sh = _mix_shingles(h, shingle)
         ends = np.cumsum(nw)
         keep = np.ones(h.size, dtype=bool)  # drop the last ``shingle - 1`` positions of each text
         for j in range(1, shingle):
             keep[(ends - j)[nw >= j]] = False
         short = nw < shingle
-        if short.any():  # texts with fewer words than ``shingle``: one shingle, at position 0
-            first = (ends - nw)[short]
-            keep[first] = True
-            sh[first] = _short_shingles(h, first, nw[short], shingle)
-        return np.maximum(nw - (shingle - 1), 1), sh[keep]
+        keep[(ends - nw)[short]] = True  # a text shorter than ``shingle`` words: one shingle
+        counts = np.maximum(nw - (shingle - 1), 1)
+        sh = _mix_shingles(h, shingle, keep)
+        if short.any():  # their missing words count as 0, not as the next text's words
+            sh[(np.cumsum(counts) - counts)[short]] = _short_shingles(h, (ends - nw)[short], nw[short], shingle)
+        return counts, sh
 
     parts = _in_threads(part, s.len())
     counts = np.concatenate([p[0] for p in parts])
@@ -83,27 +83,34 @@ def _in_threads(fn: Callable[[int, int], T], n: int) -> list[T]:
         return list(ex.map(fn, edges[:-1], edges[1:]))
 
 
-def _mix_shingles(h: np.ndarray, shingle: int) -> np.ndarray:
-    """Hash of the ``shingle`` words starting at each position of the flat word hashes ``h`` (words
-    past the end of the array count as 0), in cache-sized blocks with in-place arithmetic."""
+def _mix_shingles(h: np.ndarray, shingle: int, keep: np.ndarray) -> np.ndarray:
+    """Hash of the ``shingle`` words starting at each position of the flat word hashes ``h`` where
+    ``keep`` is set (words past the end of the array count as 0), in cache-sized blocks with
+    in-place arithmetic."""
     n = h.size
-    hp = np.concatenate((h, np.zeros(shingle - 1, dtype=np.uint64)))
-    out = np.empty_like(h)
-    tmp = np.empty(min(n, _WORDS), dtype=np.uint64)
+    out = np.empty(int(np.count_nonzero(keep)), dtype=np.uint64)
+    x, t = np.empty(min(n, _WORDS), dtype=np.uint64), np.empty(min(n, _WORDS), dtype=np.uint64)
+    at = 0
     for a in range(0, n, _WORDS):
         b = min(n, a + _WORDS)
-        x, t = out[a:b], tmp[: b - a]
-        np.multiply(h[a:b], _MIX[0], out=x)
+        xb, tb = x[: b - a], t[: b - a]
+        np.multiply(h[a:b], _MIX[0], out=xb)
         for j in range(1, shingle):
-            np.right_shift(x, np.uint64(29), out=t)
-            x ^= t
-            np.multiply(hp[a + j: b + j], _MIX[j % len(_MIX)], out=t)
-            x += t
-        np.right_shift(x, np.uint64(31), out=t)
-        x ^= t
-        x *= _MIX[1]
-        np.right_shift(x, np.uint64(32), out=t)
-        x ^= t
+            np.right_shift(xb, np.uint64(29), out=tb)
+            xb ^= tb
+            nxt = h[a + j: b + j]
+            if nxt.size < b - a:  # the last block: pad past the end
+                nxt = np.concatenate((nxt, np.zeros(b - a - nxt.size, dtype=np.uint64)))
+            np.multiply(nxt, _MIX[j % len(_MIX)], out=tb)
+            xb += tb
+        np.right_shift(xb, np.uint64(31), out=tb)
+        xb ^= tb
+        xb *= _MIX[1]
+        np.right_shift(xb, np.uint64(32), out=tb)
+        xb ^= tb
+        kb = xb[keep[a:b]]
+        out[at: at + kb.size] = kb
+        at += kb.size
     return out
 
 
