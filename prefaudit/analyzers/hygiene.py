@@ -245,24 +245,26 @@ def duplicate_table(df: pl.DataFrame | PreferenceSet) -> pl.DataFrame:
     in order of first appearance; null for a pair without copies) and ``duplicate_of`` (pair_id of the
     first copy; null for the first copy itself and for pairs without copies)."""
     df = _frame(df)
-    d = df.select(
-        pl.col("pair_id").cast(pl.Utf8),
-        pl.struct("prompt", "chosen", "rejected").hash(seed=13).alias("_raw"),
-        pl.struct("_p", "_c", "_r").hash(seed=17).alias("_norm"),
-    ).with_row_index("_row")
-    copies = d.filter(pl.col("_norm").is_duplicated())  # the group work only where there are copies
+    norm = df.select(pl.struct("_p", "_c", "_r").hash(seed=17)).to_series()
+    rows = norm.is_duplicated().arg_true()  # the group work only where there are copies
+    copies = df[rows].select(pl.col("pair_id").cast(pl.Utf8), pl.struct("prompt", "chosen", "rejected")
+                             .hash(seed=13).alias("_raw")).with_columns(norm.gather(rows).alias("_norm"),
+                                                                         rows.alias("_row"))
     first_row = pl.col("_row").min().over("_norm")
     groups = copies.select(
-        "_row",
         (~pl.col("_raw").is_first_distinct()).alias("exact_duplicate"),
         (~pl.col("_norm").is_first_distinct()).alias("normalized_duplicate"),
         (first_row.rank("dense") - 1).cast(pl.Int64).alias("duplicate_group"),
         pl.when(pl.col("_norm").is_first_distinct()).then(None)
         .otherwise(pl.col("pair_id").first().over("_norm")).alias("duplicate_of"),
     )
-    return d.select("_row", "pair_id").join(groups, on="_row", how="left", maintain_order="left").select(
-        "pair_id", pl.col("exact_duplicate").fill_null(False), pl.col("normalized_duplicate").fill_null(False),
-        "duplicate_group", "duplicate_of")
+    n = df.height
+    return pl.DataFrame([
+        df["pair_id"].cast(pl.Utf8),
+        *[pl.repeat(False, n, eager=True).scatter(rows, groups[c]).alias(c)
+          for c in ("exact_duplicate", "normalized_duplicate")],
+        pl.repeat(None, n, dtype=pl.Int64, eager=True).scatter(rows, groups["duplicate_group"]).alias("duplicate_group"),
+        pl.repeat(None, n, dtype=pl.Utf8, eager=True).scatter(rows, groups["duplicate_of"]).alias("duplicate_of")])
 
 
 # ---- near duplicates -----------------------------------------------------------------------------------
