@@ -332,10 +332,10 @@ def near_duplicate_prompts(df: pl.DataFrame | PreferenceSet, *, embedder: Embedd
     both = pl.concat([pairs, pairs.select(pl.col("j").alias("i"), pl.col("i").alias("j"))])
     partner = both.group_by("i").agg(pl.col("j").min()).select(
         pl.col("i").cast(pl.UInt32).alias("_u"), pl.col("j").cast(pl.UInt32).alias("_v"))
-    uniq = (uniq.join(partner, on="_u", how="left")
-            .join(uniq.select(pl.col("_u").alias("_v"), pl.col("pair_id").alias("near_duplicate_of")),
-                  on="_v", how="left"))
-    return d.join(uniq.select("_p", "near_duplicate_of"), on="_p", how="left", maintain_order="left").select(
+    partnered = (uniq.select("_u", "_p").join(partner, on="_u", how="inner")  # only prompts with a partner
+                 .join(uniq.select(pl.col("_u").alias("_v"), pl.col("pair_id").alias("near_duplicate_of")),
+                       on="_v", how="left").select("_p", "near_duplicate_of"))
+    return d.select("pair_id", "_p").join(partnered, on="_p", how="left", maintain_order="left").select(
         "pair_id", pl.col("near_duplicate_of").is_not_null().alias("near_duplicate_prompt"), "near_duplicate_of")
 
 
