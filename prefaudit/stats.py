@@ -7,12 +7,12 @@ analyzer reports a bare float.
 from __future__ import annotations
 
 from collections.abc import Callable
-from statistics import NormalDist
 
 import numpy as np
 
-#: The two-sided 95% normal quantile (``statistics`` rather than scipy.stats, whose import alone takes ~1 s).
-Z95 = NormalDist().inv_cdf(0.975)
+#: The two-sided 95% normal quantile, Φ⁻¹(0.975) correctly rounded (a constant rather than
+#: ``scipy.stats.norm.ppf``, whose import alone takes about 1 s; tested equal).
+Z95 = 1.959963984540054
 
 
 def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float] | None:
