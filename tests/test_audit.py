@@ -185,3 +185,31 @@ def test_public_api_callable_after_module_imports() -> None:
     assert isinstance(a, Audit) and prefaudit.audit.Audit is Audit
     assert prefaudit.gate(a, {"metrics": {"noise.estimated_rate": {"max": 0.1}}}).verdict == "fail"
     assert prefaudit.clean(a).counts["pairs_in"] == N
+
+
+def test_no_embeddings_audit_imports_no_heavy_libraries(sample_data: Path, tmp_path: Path) -> None:
+    """The fast path stays light: a fresh ``prefaudit audit --no-embeddings`` process imports no torch,
+    transformers, scikit-learn, scipy.stats, cleanlab, statsmodels, pandas or matplotlib (together
+    several seconds of imports before any work), and still writes every contract metric."""
+    import subprocess
+    import sys
+    import textwrap
+
+    out = tmp_path / "a.json"
+    code = textwrap.dedent(f"""
+        import sys
+        from prefaudit.cli import main
+        try:
+            main(["audit", {str(sample_data / "pairs.jsonl")!r}, "--no-embeddings", "--json", {str(out)!r}, "-q"])
+        except SystemExit as e:
+            assert e.code == 0, e.code
+        heavy = [m for m in ("torch", "transformers", "sentence_transformers", "sklearn", "scipy.stats", "cleanlab",
+                             "statsmodels", "pandas", "matplotlib") if m in sys.modules]
+        print(heavy, file=sys.stderr)
+        sys.exit(1 if heavy else 0)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads(out.read_text())["metrics"]
+    assert set(CONTRACT_METRICS) <= set(metrics)
+    assert metrics["noise.estimated_rate"]["value"] is not None
