@@ -8,7 +8,8 @@
   number of pairs the cleaning removed — separates "less data" from "cleaner data"); ``robust``
   (rDPO on the raw data with ε from the audit's ``noise.estimated_rate``); ``length_debiased`` (the
   raw data resampled so the chosen-longer rate is 0.5, or R-DPO with ``length_debias="rdpo"``);
-  and user subsets (``subsets={"mine": pair_ids}``: the raw pairs with those ids).
+  ``cleaned_length_debiased`` (the cleaned arm's pairs debiased the same way: both fixes at once; not
+  in :data:`DEFAULT_ARMS`); and user subsets (``subsets={"mine": pair_ids}``: the raw pairs with those ids).
 - **identical compute**: every arm of a seed starts from the same model folder (the tiny preset with
   that seed's random init, or ``model``; with ``sft_steps``, warmed up by :func:`prefaudit.train.sft`
   on every response, chosen and rejected alike, so labels do not enter), with the same steps, batch
@@ -159,23 +160,37 @@ def _arm_robust(ctx: AblationContext) -> ArmPlan:
                    note=f"rDPO on the raw pairs, eps={eps:.3f} ({source})")
 
 
-def _arm_length_debiased(ctx: AblationContext) -> ArmPlan:
-    raw = ctx.raw
-    if ctx.config.length_debias == "rdpo":
-        return ArmPlan("length_debiased", lambda seed: raw, {"loss": "rdpo", "alpha": ctx.config.rdpo_alpha},
-                       note=f"R-DPO on the raw pairs, alpha={ctx.config.rdpo_alpha}")
+def _length_resampled(pset: PreferenceSet) -> Callable[[int], PreferenceSet]:
+    """Per seed, ``pset`` resampled so its chosen-longer rate (characters) is 0.5 within 0.02
+    (:func:`prefaudit.clean.debias_resample`; pairs of equal length are kept)."""
     from prefaudit.clean import debias_resample
 
-    df = raw.df
+    df = pset.df
     longer = (df["chosen"].str.len_chars() > df["rejected"].str.len_chars()).to_numpy()
     equal = (df["chosen"].str.len_chars() == df["rejected"].str.len_chars()).to_numpy()
     side = np.where(equal, -1, longer.astype(int))
 
     def pairs(seed: int) -> PreferenceSet:
         drop = debias_resample(side, np.ones(len(side), dtype=bool), 0.02, seed)
-        return raw.drop(df["pair_id"].gather(drop))
+        return pset.drop(df["pair_id"].gather(drop))
 
-    return ArmPlan("length_debiased", pairs, note="raw pairs resampled to a chosen-longer rate of 0.5")
+    return pairs
+
+
+def _debiased(name: str, pset: PreferenceSet, what: str, ctx: AblationContext) -> ArmPlan:
+    """``pset`` length-debiased the configured way: resampled (per seed) or trained with R-DPO."""
+    if ctx.config.length_debias == "rdpo":
+        return ArmPlan(name, lambda seed: pset, {"loss": "rdpo", "alpha": ctx.config.rdpo_alpha},
+                       note=f"R-DPO on {what}, alpha={ctx.config.rdpo_alpha}")
+    return ArmPlan(name, _length_resampled(pset), note=f"{what} resampled to a chosen-longer rate of 0.5")
+
+
+def _arm_length_debiased(ctx: AblationContext) -> ArmPlan:
+    return _debiased("length_debiased", ctx.raw, "the raw pairs", ctx)
+
+
+def _arm_cleaned_length_debiased(ctx: AblationContext) -> ArmPlan:
+    return _debiased("cleaned_length_debiased", ctx.cleaned().data.trainable(), "the clean policy's kept pairs", ctx)
 
 
 def _arm_subset(ctx: AblationContext, name: str) -> ArmPlan:
@@ -195,6 +210,7 @@ ARMS: dict[str, Callable[[AblationContext], ArmPlan]] = {
     "random_drop": _arm_random_drop,
     "robust": _arm_robust,
     "length_debiased": _arm_length_debiased,
+    "cleaned_length_debiased": _arm_cleaned_length_debiased,
 }
 
 

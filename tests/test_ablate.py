@@ -119,6 +119,22 @@ def test_length_debiased_arm_balances_chosen_longer():
     assert rdpo.options == {"loss": "rdpo", "alpha": 0.05} and len(rdpo.pairs(0)) == len(noisy.pairs.trainable())
 
 
+def test_cleaned_length_debiased_arm_is_the_cleaned_pairs_balanced():
+    noisy = synth.make(n_pairs=1000, flip_rate=0.2, length_bias=0.8, n_eval=40, seed=3)
+    ctx = AblationContext(noisy.pairs, noisy.eval, AblationConfig(embeddings=False), {})
+    kept = ctx.cleaned().data.trainable()
+    kdf = kept.df
+    assert (kdf["chosen"].str.len_chars() > kdf["rejected"].str.len_chars()).mean() > 0.55
+    plan = build_arm("cleaned_length_debiased", ctx)
+    a, b = plan.pairs(0), plan.pairs(1)
+    assert set(a.pair_ids) < set(kept.pair_ids) and set(a.pair_ids) != set(b.pair_ids)
+    df = a.df
+    assert abs((df["chosen"].str.len_chars() > df["rejected"].str.len_chars()).mean() - 0.5) <= 0.03
+    rdpo = build_arm("cleaned_length_debiased", AblationContext(
+        noisy.pairs, noisy.eval, AblationConfig(embeddings=False, length_debias="rdpo", rdpo_alpha=0.05), {}))
+    assert rdpo.options == {"loss": "rdpo", "alpha": 0.05} and len(rdpo.pairs(0)) == len(kept)
+
+
 def test_random_drop_differs_per_seed(noisy):
     ctx = AblationContext(noisy.pairs, noisy.eval, AblationConfig(embeddings=False), {})
     plan = build_arm("random_drop", ctx)

@@ -45,7 +45,7 @@ def ablate_command(
     eval_: Annotated[Path | None, typer.Option("--eval", help="Held-out gold pairs, never cleaned "
                                                "(default: split off a seeded 10% of the prompts).")] = None,
     arms: Annotated[str, typer.Option("--arms", help="Comma-separated: raw, cleaned, random_drop, robust, "
-                                      "length_debiased, subset:NAME.")] = "raw,cleaned,random_drop,robust,length_debiased",
+                                      "length_debiased, cleaned_length_debiased, subset:NAME.")] = "raw,cleaned,random_drop,robust,length_debiased",
     subset: Annotated[list[str] | None, typer.Option("--subset", help="NAME=FILE: a pair-id list (one per "
                                                      "line) for the arm subset:NAME (repeatable).")] = None,
     seeds: Annotated[int, typer.Option("--seeds", help="Runs per arm (seeds seed, seed+1, ...).")] = 3,
