@@ -347,6 +347,9 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
     """Boolean mask of likely label errors: cleanlab 2.x ``filter.find_label_issues(labels, pred_probs)``
     with its defaults (``prune_by_noise_rate``, calibrated confident joint, at least one example kept
     per class), the same numpy operations in the same order (tested equal to cleanlab on random inputs).
+    A port of cleanlab's code (Copyright Cleanlab Inc., Apache License 2.0,
+    https://github.com/cleanlab/cleanlab: ``filter.find_label_issues``, ``count.compute_confident_joint``,
+    ``internal.util.round_preserving_row_totals``), so that the audit need not import cleanlab.
 
     ``labels``: integer classes 0..K-1 (K = ``pred_probs.shape[1]``); ``pred_probs``: out-of-sample
     class probabilities, rows summing to 1.
