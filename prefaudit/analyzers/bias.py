@@ -45,6 +45,7 @@ from prefaudit.analyzers.base import AnalyzerResult, AuditContext, Metric
 from prefaudit.analyzers.surface import FEATURES, feature_exprs
 from prefaudit.plots import new_figure, register_plot
 from prefaudit.stats import Z95, bootstrap_interval, mean_interval, sign_test_p, wilson_interval
+from prefaudit.threads import limited_threads
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -326,11 +327,7 @@ class BiasAnalyzer:
                 "max_groups": self.max_groups, "threads": self.threads}
 
     def run(self, data: PreferenceSet, context: AuditContext | None = None) -> AnalyzerResult:
-        if self.threads is None:
-            return self._run(data, context)
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=self.threads):  # numpy's BLAS (no OpenMP library is used here)
+        with limited_threads(self.threads):  # numpy's BLAS (no OpenMP library is used here)
             return self._run(data, context)
 
     def _run(self, data: PreferenceSet, context: AuditContext | None) -> AnalyzerResult:

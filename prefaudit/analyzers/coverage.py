@@ -40,8 +40,6 @@ How it works:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +48,7 @@ import polars as pl
 
 from prefaudit.analyzers.base import AnalyzerResult, AuditContext, Metric
 from prefaudit.plots import new_figure, register_plot
+from prefaudit.threads import limited_threads
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -57,23 +56,6 @@ if TYPE_CHECKING:
     from prefaudit.data.preference_set import PreferenceSet
 
 EXTRA_STOP_WORDS = ("human", "assistant", "user", "ai")
-
-
-@contextmanager
-def limited_threads(threads: int | None) -> Iterator[None]:
-    """Limit BLAS/OpenMP threads (None: leave the libraries' defaults).
-
-    The native libraries are loaded first: a limit does not reach a library loaded inside the block.
-    """
-    if threads is None:
-        yield
-        return
-    import sklearn.cluster  # noqa: F401  (loads scikit-learn's OpenMP runtime and SciPy's BLAS)
-    import sklearn.metrics  # noqa: F401
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=threads):
-        yield
 
 
 # ---- neighbours ------------------------------------------------------------------------------------------
@@ -186,7 +168,7 @@ def choose_k(x: np.ndarray, *, k_min: int = 2, k_max: int = 30, sample: int = 20
 
     For speed the search runs on the sample projected to its first ``dims`` principal components
     (three k-means starts per k); the final clustering uses the full vectors. ``threads``: see
-    :func:`limited_threads`. Returns (k, table of k and silhouette).
+    :func:`prefaudit.threads.limited_threads`. Returns (k, table of k and silhouette).
     """
     from sklearn.metrics import silhouette_score
 
@@ -202,7 +184,7 @@ def choose_k(x: np.ndarray, *, k_min: int = 2, k_max: int = 30, sample: int = 20
     dist = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)  # cosine distances, computed once
     np.fill_diagonal(dist, 0.0)
     rows = []
-    with limited_threads(threads):
+    with limited_threads(threads, preload_sklearn=True):
         for k in k_grid(k_min, k_max):
             labels = _kmeans(k, s.shape[0], seed, n_init=3).fit_predict(s)
             if np.unique(labels).size < 2:
@@ -371,7 +353,7 @@ class CoverageAnalyzer:
         tg_texts, tg_inv = _unique(tp) if tp is not None else ([], np.zeros(0, np.int64))
         x_tg = np.asarray(ctx.embedder.encode(tg_texts), dtype=np.float32) if tg_texts else \
             np.zeros((0, x_tr.shape[1]), np.float32)
-        with limited_threads(self.threads):
+        with limited_threads(self.threads, preload_sklearn=True):
             return self._run(df, ctx, cfg, tr_texts, tr_inv, x_tr, tp, tg_texts, tg_inv, x_tg)
 
     def _run(self, df: pl.DataFrame, ctx: AuditContext, cfg: dict[str, Any], tr_texts: list[str],

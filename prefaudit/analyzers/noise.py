@@ -40,6 +40,7 @@ import polars as pl
 from prefaudit.analyzers.base import AnalyzerResult, AuditContext, Metric
 from prefaudit.plots import new_figure, register_plot
 from prefaudit.stats import bootstrap_interval
+from prefaudit.threads import one_thread
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -240,7 +241,7 @@ class NoiseAnalyzer:
         else:
             c, first, grid = self.c, None, {}
         repeats = self.n_repeats if self.n_repeats is not None else 1 if fit.size >= SINGLE_SPLIT_FROM else 3
-        with nm.one_thread():
+        with one_thread():
             s_fit = nm.repeated_crossfit(feats.x, fp, c, k=self.n_folds, repeats=repeats, seed=ctx.seed,
                                          first=first)
             beta, rho, _ = nm.fit_flip_calibration(s_fit)
@@ -258,7 +259,7 @@ class NoiseAnalyzer:
             w = np.bincount(idx, minlength=m).astype(float)
             return nm.fit_flip_calibration(s_fit, weights=w, start=(beta, max(rho, 0.01)))[1]
 
-        with nm.one_thread():
+        with one_thread():
             ci = bootstrap_interval(boot_rho, m, seed=ctx.seed, n_boot=self.n_boot)
         note = "label-flip floor of the cross-fitted preference model"
         if m < n:

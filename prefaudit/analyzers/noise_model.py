@@ -31,8 +31,7 @@ synthetic generator; see benchmarks/RESULTS.md, "Label noise (issue 3)".
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,7 +40,8 @@ import polars as pl
 import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.special import expit
-from threadpoolctl import threadpool_limits
+
+from prefaudit.threads import one_thread
 
 if TYPE_CHECKING:
     from prefaudit.embed import Embedder
@@ -223,23 +223,6 @@ class HashedTfidf:
         norm = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
         x = sp.diags(1 / np.where(norm > 0, norm, 1)) @ x
         return x.astype(np.float32).tocsr()
-
-
-_ONE_THREAD: list[threadpool_limits] = []
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """BLAS held to one thread (re-entrant and cheap when nested: threadpoolctl's set-up costs ~2 ms)."""
-    if _ONE_THREAD:
-        yield
-        return
-    with threadpool_limits(1) as lim:
-        _ONE_THREAD.append(lim)
-        try:
-            yield
-        finally:
-            _ONE_THREAD.pop()
 
 
 def _rowdot(a: sp.csr_matrix | np.ndarray, b: sp.csr_matrix | np.ndarray) -> np.ndarray:
