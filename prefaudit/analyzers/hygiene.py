@@ -134,6 +134,11 @@ def truncated_expr(expr: pl.Expr | str, min_words: int = 8) -> pl.Expr:
     return odd_fence | (open_prose & ~structured)
 
 
+def _spread(values: pl.Series, rows: pl.Series, n: int, fill: Any = None) -> pl.Series:
+    """A length-``n`` column holding ``values`` at positions ``rows`` and ``fill`` elsewhere."""
+    return pl.repeat(fill, n, dtype=values.dtype, eager=True).scatter(rows, values).alias(values.name)
+
+
 def truncated_looking(df: pl.DataFrame, col: str, min_words: int = 8) -> pl.Series:
     """:func:`truncated_expr` of ``df[col]``, faster on large frames: patterns that skip surrounding
     whitespace themselves instead of stripping every text; for a one-line text the last-line test is
@@ -196,8 +201,7 @@ def _response_keys(df: pl.DataFrame) -> pl.DataFrame:
     need = df.select(pl.col("_p").is_duplicated()).to_series() | prefix.to_series()
     rows = need.arg_true()
     keys = df[rows].select(normalized_hash("chosen").alias("_c"), normalized_hash("rejected").alias("_r"))
-    return df.with_columns(pl.repeat(None, df.height, dtype=pl.UInt64, eager=True).scatter(rows, keys[c]).alias(c)
-                           for c in ("_c", "_r"))
+    return df.with_columns(_spread(keys[c], rows, df.height) for c in ("_c", "_r"))
 
 
 def normalized_hash(expr: pl.Expr | str) -> pl.Expr:
@@ -259,13 +263,9 @@ def duplicate_table(df: pl.DataFrame | PreferenceSet) -> pl.DataFrame:
         pl.when(pl.col("_norm").is_first_distinct()).then(None)
         .otherwise(pl.col("pair_id").first().over("_norm")).alias("duplicate_of"),
     )
-    n = df.height
-    return pl.DataFrame([
-        df["pair_id"].cast(pl.Utf8),
-        *[pl.repeat(False, n, eager=True).scatter(rows, groups[c]).alias(c)
-          for c in ("exact_duplicate", "normalized_duplicate")],
-        pl.repeat(None, n, dtype=pl.Int64, eager=True).scatter(rows, groups["duplicate_group"]).alias("duplicate_group"),
-        pl.repeat(None, n, dtype=pl.Utf8, eager=True).scatter(rows, groups["duplicate_of"]).alias("duplicate_of")])
+    return pl.DataFrame([df["pair_id"].cast(pl.Utf8),
+                         *[_spread(groups[c], rows, df.height, False) for c in ("exact_duplicate", "normalized_duplicate")],
+                         *[_spread(groups[c], rows, df.height) for c in ("duplicate_group", "duplicate_of")]])
 
 
 # ---- near duplicates -----------------------------------------------------------------------------------
